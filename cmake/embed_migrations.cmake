@@ -1,0 +1,18 @@
+# Embeds the SQL migrations into the binary, so a deployment cannot run a
+# binary against the wrong migrations directory.
+function(todo_embed_migrations out_var)
+  set(out "${CMAKE_CURRENT_BINARY_DIR}/migrations_embedded.cpp")
+  set(body "#include \"todo/migrations.hpp\"\nnamespace todo {\nconst std::vector<migration>& migrations() {\n  static const std::vector<migration> all{\n")
+  set(deps "")
+  foreach(file IN LISTS ARGN)
+    get_filename_component(name "${file}" NAME)
+    string(REGEX MATCH "^[0-9]+" version "${name}")
+    file(READ "${file}" sql)
+    string(APPEND body "    {${version}, \"${name}\", R\"todo_sql(${sql})todo_sql\"},\n")
+    list(APPEND deps "${file}")
+  endforeach()
+  string(APPEND body "  };\n  return all;\n}\n}  // namespace todo\n")
+  file(GENERATE OUTPUT "${out}" CONTENT "${body}")
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${deps})
+  set(${out_var} "${out}" PARENT_SCOPE)
+endfunction()

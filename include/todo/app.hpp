@@ -1,0 +1,29 @@
+#pragma once
+// What main hands each module at install time: the shared machinery.
+#include <atomic>
+#include <memory>
+
+namespace todo {
+
+struct config;
+class router;
+namespace db {
+class pool;
+}
+namespace metrics {
+class registry;
+}
+
+struct app {
+  const config& cfg;
+  router& routes;
+  std::shared_ptr<db::pool> db;
+  metrics::registry& metrics;
+  // False until migrations have been applied; /api answers 503 until then.
+  std::atomic<bool>& schema_ready;
+};
+
+// /health, /ready and /metrics.
+void install_ops_routes(app& a);
+
+}  // namespace todo

@@ -1,0 +1,60 @@
+#pragma once
+// The whole configuration, parsed once in main from the environment and
+// --flags, validated whole, then immutable. Components get their piece.
+#include "todo/log.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace todo {
+
+struct http_config {
+  std::string bind_address = "0.0.0.0";
+  std::uint16_t port = 8080;
+  std::chrono::milliseconds header_timeout{10'000};  // to receive a request's headers
+  std::chrono::milliseconds body_timeout{30'000};    // to receive its body
+  std::chrono::milliseconds idle_timeout{60'000};    // keep-alive between requests
+  std::chrono::milliseconds drain_timeout{10'000};   // SIGTERM: finish in-flight work
+};
+
+struct db_config {
+  std::string url;
+  std::size_t pool_size = 16;
+  std::chrono::milliseconds acquire_timeout{2000};
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds statement_timeout{5000};
+};
+
+struct auth_config {
+  std::string jwt_secret;           // HS256; empty = not accepted
+  std::string jwt_public_key_file;  // RS256 PEM path; empty = not accepted
+  std::string jwt_public_key_pem;   // its contents, read at start
+};
+
+struct config {
+  http_config http;
+  db_config db;
+  auth_config auth;
+  log::level log_level = log::level::info;
+  unsigned threads = 0;  // resolved to the number of cores
+};
+
+struct config_result {
+  config cfg;
+  std::vector<std::string> errors;  // one line per bad variable
+};
+
+using environment = std::map<std::string, std::string, std::less<>>;
+
+// `args` are the flags after the program (and subcommand) name.
+config_result load_config(const environment& env, std::span<const std::string> args);
+std::string config_help();
+
+// "250ms", "30s", "5m", "24h", "1h30m" → milliseconds; false if malformed.
+bool parse_duration(std::string_view s, std::chrono::milliseconds& out);
+
+}  // namespace todo

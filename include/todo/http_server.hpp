@@ -1,0 +1,41 @@
+#pragma once
+// HTTP/1.1 on Boost.Beast: keep-alive, pipelining (answered in order),
+// header/body/idle deadlines, a body limit enforced before the body is read,
+// and a graceful drain.
+#include "todo/config.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace todo {
+
+class dispatcher;
+
+class http_server {
+ public:
+  http_server(boost::asio::io_context& ioc, const http_config& cfg, dispatcher& d);
+  ~http_server();
+
+  // Binds and starts accepting; returns the bound port (useful with PORT=0).
+  std::uint16_t start();
+  // Stops accepting, closes idle keep-alive connections, lets in-flight
+  // requests finish (answered with Connection: close), then calls `done`
+  // once no connection is left or the drain timeout has passed.
+  void drain(std::function<void()> done);
+
+  std::size_t open_connections() const;
+
+  struct state;
+
+ private:
+  std::shared_ptr<state> state_;
+};
+
+inline constexpr std::size_t max_body_bytes = 1024 * 1024;
+
+}  // namespace todo

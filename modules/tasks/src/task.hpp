@@ -1,0 +1,38 @@
+#pragma once
+// The task as the module holds it, and its JSON form.
+#include "todo/time.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace todo::tasks {
+
+enum class priority : std::int16_t { none = 0, low, medium, high, urgent };
+
+std::string_view to_string(priority p);
+std::optional<priority> parse_priority(std::string_view s);
+
+struct task {
+  std::string id;
+  std::string user_id;
+  std::string title;
+  std::string description;
+  bool completed = false;
+  std::optional<time::ms> completed_at;
+  priority prio = priority::none;
+  std::vector<std::string> tags;
+  std::optional<time::ms> due_at;
+  std::string timezone = "UTC";
+  std::optional<std::string> series_id;
+  std::int64_t version = 1;
+  time::ms created_at{};
+  time::ms updated_at{};
+};
+
+std::string to_json(const task& t);
+std::string etag(const task& t);
+
+}  // namespace todo::tasks

@@ -1,0 +1,157 @@
+#include "task_store.hpp"
+
+#include <stdexcept>
+
+namespace todo::tasks::store {
+namespace {
+
+#define TASK_COLUMNS                                                                                              \
+  "id, user_id, title, description, completed, floor(extract(epoch FROM completed_at) * 1000)::int8, priority, " \
+  "tags, floor(extract(epoch FROM due_at) * 1000)::int8, timezone, series_id, version, "                          \
+  "floor(extract(epoch FROM created_at) * 1000)::int8, floor(extract(epoch FROM updated_at) * 1000)::int8"
+
+const db::statement select_one{"tasks_find", "SELECT " TASK_COLUMNS " FROM tasks WHERE user_id = $1 AND id = $2"};
+
+const db::statement select_page{
+    "tasks_page",
+    "SELECT " TASK_COLUMNS
+    " FROM tasks WHERE user_id = $1 AND ($2 = 'all' OR completed = ($2 = 'completed'))"
+    " AND ($3::uuid IS NULL OR id > $3::uuid) ORDER BY id LIMIT $4"};
+
+const db::statement insert_stmt{
+    "tasks_insert",
+    "INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, tags, due_at, timezone,"
+    " series_id, version, created_at, updated_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"};
+
+const db::statement replace_stmt{
+    "tasks_replace",
+    "UPDATE tasks SET title = $3, description = $4, completed = $5, completed_at = $6, priority = $7, tags = $8,"
+    " due_at = $9, timezone = $10, version = $11, updated_at = $12"
+    " WHERE user_id = $1 AND id = $2 AND version = $13"};
+
+const db::statement delete_stmt{
+    "tasks_delete", "DELETE FROM tasks WHERE user_id = $1 AND id = $2 AND ($3::int8 IS NULL OR version = $3::int8)"};
+
+db::param stamp(const std::optional<time::ms>& t) {
+  return t ? db::param(time::format(*t)) : std::nullopt;
+}
+
+std::string array_literal(const std::vector<std::string>& items) {
+  // Tags hold only [a-z0-9-_:/], so quoting each element is enough.
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    out += i == 0 ? "\"" : ",\"";
+    out += items[i];
+    out += "\"";
+  }
+  out += "}";
+  return out;
+}
+
+// PostgreSQL's text form of text[]: {a,"b c",NULL}.
+std::vector<std::string> parse_array(std::string_view s) {
+  std::vector<std::string> out;
+  if (s.size() < 2 || s.front() != '{' || s.back() != '}') {
+    throw std::runtime_error("unexpected array text");
+  }
+  s = s.substr(1, s.size() - 2);
+  std::size_t i = 0;
+  while (i < s.size()) {
+    std::string item;
+    if (s[i] == '"') {
+      ++i;
+      while (i < s.size() && s[i] != '"') {
+        if (s[i] == '\\' && i + 1 < s.size()) {
+          ++i;
+        }
+        item.push_back(s[i++]);
+      }
+      ++i;  // closing quote
+    } else {
+      while (i < s.size() && s[i] != ',') {
+        item.push_back(s[i++]);
+      }
+    }
+    out.push_back(std::move(item));
+    ++i;  // comma
+  }
+  return out;
+}
+
+std::optional<time::ms> optional_stamp(const db::rows& r, int row, int col) {
+  if (r.is_null(row, col)) {
+    return std::nullopt;
+  }
+  return time::from_unix_ms(r.integer(row, col));
+}
+
+task read_task(const db::rows& r, int row) {
+  task t;
+  t.id = std::string(r.text(row, 0));
+  t.user_id = std::string(r.text(row, 1));
+  t.title = std::string(r.text(row, 2));
+  t.description = std::string(r.text(row, 3));
+  t.completed = r.boolean(row, 4);
+  t.completed_at = optional_stamp(r, row, 5);
+  t.prio = static_cast<priority>(r.integer(row, 6));
+  t.tags = parse_array(r.text(row, 7));
+  t.due_at = optional_stamp(r, row, 8);
+  t.timezone = std::string(r.text(row, 9));
+  if (!r.is_null(row, 10)) {
+    t.series_id = std::string(r.text(row, 10));
+  }
+  t.version = r.integer(row, 11);
+  t.created_at = time::from_unix_ms(r.integer(row, 12));
+  t.updated_at = time::from_unix_ms(r.integer(row, 13));
+  return t;
+}
+
+}  // namespace
+
+asio::awaitable<result<std::optional<task>>> find(db::pool& db, std::string user, std::string id) {
+  db::query q{&select_one, {std::move(user), std::move(id)}};
+  auto r = co_await db.execute_one(std::move(q));
+  if (!r) {
+    co_return r.error();
+  }
+  if (r->size() == 0) {
+    co_return std::optional<task>{};
+  }
+  co_return read_task(*r, 0);
+}
+
+asio::awaitable<result<std::vector<task>>> list(db::pool& db, page_query q) {
+  db::query sql{&select_page,
+                {std::move(q.user), std::move(q.status), std::move(q.after_id), std::to_string(q.limit + 1)}};
+  auto r = co_await db.execute_one(std::move(sql));
+  if (!r) {
+    co_return r.error();
+  }
+  std::vector<task> out;
+  out.reserve(static_cast<std::size_t>(r->size()));
+  for (int i = 0; i < r->size(); ++i) {
+    out.push_back(read_task(*r, i));
+  }
+  co_return out;
+}
+
+db::query insert(const task& t) {
+  return {&insert_stmt,
+          {t.id, t.user_id, t.title, t.description, t.completed ? "t" : "f", stamp(t.completed_at),
+           std::to_string(static_cast<int>(t.prio)), array_literal(t.tags), stamp(t.due_at), t.timezone, t.series_id,
+           std::to_string(t.version), time::format(t.created_at), time::format(t.updated_at)}};
+}
+
+db::query replace(const task& t, std::int64_t expected) {
+  return {&replace_stmt,
+          {t.user_id, t.id, t.title, t.description, t.completed ? "t" : "f", stamp(t.completed_at),
+           std::to_string(static_cast<int>(t.prio)), array_literal(t.tags), stamp(t.due_at), t.timezone,
+           std::to_string(t.version), time::format(t.updated_at), std::to_string(expected)}};
+}
+
+db::query remove(const std::string& user, const std::string& id, std::optional<std::int64_t> expected) {
+  return {&delete_stmt, {user, id, expected ? db::param(std::to_string(*expected)) : std::nullopt}};
+}
+
+}  // namespace todo::tasks::store

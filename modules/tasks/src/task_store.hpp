@@ -1,0 +1,34 @@
+#pragma once
+// The SQL of the tasks module. Every statement is scoped by user_id.
+#include "task.hpp"
+#include "todo/db.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/result.hpp>
+
+#include <optional>
+
+namespace todo::tasks::store {
+
+namespace asio = boost::asio;
+template <class T>
+using result = boost::system::result<T>;
+
+asio::awaitable<result<std::optional<task>>> find(db::pool& db, std::string user, std::string id);
+
+struct page_query {
+  std::string user;
+  std::string status;  // open, completed, all
+  std::optional<std::string> after_id;
+  int limit = 50;
+};
+// Up to limit + 1 rows, so the caller knows whether another page exists.
+asio::awaitable<result<std::vector<task>>> list(db::pool& db, page_query q);
+
+// Query builders, so a write and its idempotency record share a transaction.
+db::query insert(const task& t);
+// Replaces every client-visible field if the stored version is `expected`.
+db::query replace(const task& t, std::int64_t expected);
+db::query remove(const std::string& user, const std::string& id, std::optional<std::int64_t> expected);
+
+}  // namespace todo::tasks::store

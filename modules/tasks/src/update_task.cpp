@@ -1,0 +1,48 @@
+// PATCH /api/v1/tasks/{id}: JSON merge patch (RFC 7396).
+#include "handlers.hpp"
+#include "idempotency.hpp"
+#include "validate.hpp"
+
+#include "todo/problem.hpp"
+
+namespace todo::tasks {
+
+asio::awaitable<http::response> update_task(state_ptr st, request_context ctx) {
+  auto id = task_id(ctx);
+  if (!id) {
+    co_return not_found();
+  }
+  if (auto refused = require_json(ctx.req, true)) {
+    co_return std::move(*refused);
+  }
+  auto body = parse_task_body(ctx.req.body, body_mode::patch);
+  if (!body.bad_request.empty()) {
+    co_return problem(errc::bad_request, body.bad_request);
+  }
+  if (!body.errors.empty()) {
+    co_return validation_problem(body.errors);
+  }
+  auto pre = read_if_match(ctx.req);
+  if (auto* bad = std::get_if<http::response>(&pre)) {
+    co_return std::move(*bad);
+  }
+  std::optional<precondition> cond;
+  if (auto* p = std::get_if<precondition>(&pre)) {
+    cond = *p;
+  }
+  transition tr{
+      .next = [patch = body.patch](const task& t) -> std::optional<task> {
+        task n = t;
+        return apply(patch, n) ? std::optional<task>(std::move(n)) : std::nullopt;
+      },
+      .answer = [](const task& t) { return task_answer(200, t); },
+  };
+  // Named first: GCC 12 destroys a lambda converted to std::function inside
+  // a co_await expression twice.
+  idempotent_work work = [st, user = ctx.user, id = *id, cond, tr](std::optional<idempotency_key> key) {
+    return write_task(st, user, id, cond, std::move(key), tr);
+  };
+  co_return co_await run_idempotent(st->db, ctx, std::move(work));
+}
+
+}  // namespace todo::tasks

@@ -1,0 +1,51 @@
+#include "handlers.hpp"
+#include "idempotency.hpp"
+#include "task_store.hpp"
+
+#include "todo/problem.hpp"
+
+namespace todo::tasks {
+namespace {
+constexpr int max_attempts = 8;
+}
+
+asio::awaitable<boost::system::result<http::response>> write_task(state_ptr st, std::string user, std::string id,
+                                                                  std::optional<precondition> pre,
+                                                                  std::optional<idempotency_key> key, transition tr) {
+  for (int attempt = 0; attempt < max_attempts; ++attempt) {
+    auto found = co_await store::find(*st->db, user, id);
+    if (!found) {
+      co_return found.error();
+    }
+    if (!*found) {
+      co_return not_found();
+    }
+    const task& current = **found;
+    if (pre && !pre->matches(current.version)) {
+      auto r = problem(errc::precondition_failed, "The task has changed; fetch it again and retry");
+      r.set("etag", etag(current));
+      co_return r;
+    }
+    auto next = tr.next(current);
+    if (!next) {
+      co_return tr.answer(current);
+    }
+    next->version = current.version + 1;
+    next->updated_at = std::max(time::now(), current.updated_at);
+    auto answer = tr.answer(*next);
+    // Named, not temporaries: GCC 12 miscompiles some temporaries that live
+    // across a co_await.
+    auto change = store::replace(*next, current.version);
+    auto kept = key ? record(*key, answer) : std::vector<db::query>{};
+    auto applied = co_await commit(*st->db, std::move(change), std::move(kept));
+    if (!applied) {
+      co_return applied.error();
+    }
+    if (*applied) {
+      co_return answer;
+    }
+  }
+  co_return problem(errc::unavailable, "The task is being changed concurrently; retry");
+}
+
+}  // namespace todo::tasks

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, starts a private PostgreSQL on a free
+# loopback port, runs every test through ctest, and stops what it started.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$TODO_ROOT"
+
+ensure_packages python3-websockets
+build "$TODO_ROOT/build"
+
+run_dir=$(mktemp -d /tmp/todo-test.XXXXXX)
+pg_data=$(pg_data_dir "$run_dir/pg")
+pg_port=$(free_port)
+cleanup() {
+  pg_stop "$pg_data"
+  rm -rf "$run_dir"
+  [ "$pg_data" = "$run_dir/pg" ] || rm -rf "$pg_data"
+}
+trap cleanup EXIT INT TERM
+
+# The server crash tests do not crash PostgreSQL, so its own durability is
+# traded for speed here. Benchmarks use the defaults.
+pg_start "$pg_data" "$pg_port" fsync=off synchronous_commit=off full_page_writes=off
+
+export TODO_TEST_DATABASE_URL="postgresql://todo@127.0.0.1:$pg_port/todo"
+export TODO_BINARY="$TODO_ROOT/build/todo-server"
+export TODO_PG_BIN
+TODO_PG_BIN=$(pg_bin)
+
+cd "$TODO_ROOT/build"
+ctest --output-on-failure -j "$(nproc)" --timeout 600

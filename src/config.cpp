@@ -1,0 +1,232 @@
+#include "todo/config.hpp"
+
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <thread>
+
+namespace todo {
+namespace {
+
+using setter = std::function<std::string(config&, const std::string&)>;  // "" = ok, else the problem
+
+struct option {
+  std::string_view env;
+  std::string_view fallback;  // shown in --help
+  std::string_view doc;
+  setter set;
+};
+
+template <class Int>
+setter integer(std::int64_t lo, std::int64_t hi, std::function<Int&(config&)> field) {
+  return [=](config& c, const std::string& v) -> std::string {
+    std::int64_t n = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc{} || p != v.data() + v.size() || n < lo || n > hi) {
+      return "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
+    }
+    field(c) = static_cast<Int>(n);
+    return {};
+  };
+}
+
+setter duration(std::function<std::chrono::milliseconds&(config&)> field, std::chrono::milliseconds lo) {
+  return [=](config& c, const std::string& v) -> std::string {
+    std::chrono::milliseconds d{};
+    if (!parse_duration(v, d) || d < lo) {
+      return "must be a duration such as 500ms, 10s, 5m (at least " + std::to_string(lo.count()) + "ms)";
+    }
+    field(c) = d;
+    return {};
+  };
+}
+
+const std::vector<option>& options() {
+  static const std::vector<option> all{
+      {"PORT", "8080", "HTTP port (0 picks a free port, logged at start)",
+       [](config& c, const std::string& v) -> std::string {
+         std::int64_t n = 0;
+         auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+         if (ec != std::errc{} || p != v.data() + v.size() || n < 0 || n > 65535) {
+           return "must be a port number from 0 to 65535";
+         }
+         c.http.port = static_cast<std::uint16_t>(n);
+         return {};
+       }},
+      {"BIND_ADDRESS", "0.0.0.0", "address to listen on",
+       [](config& c, const std::string& v) -> std::string {
+         if (v.empty()) {
+           return "must not be empty";
+         }
+         c.http.bind_address = v;
+         return {};
+       }},
+      {"DATABASE_URL", "(required)", "PostgreSQL conninfo string or postgresql:// URI",
+       [](config& c, const std::string& v) -> std::string {
+         if (v.empty()) {
+           return "must not be empty";
+         }
+         c.db.url = v;
+         return {};
+       }},
+      {"DB_POOL_SIZE", "16", "maximum PostgreSQL connections",
+       integer<std::size_t>(1, 1000, [](config& c) -> std::size_t& { return c.db.pool_size; })},
+      {"DB_ACQUIRE_TIMEOUT", "2s", "longest wait for a free connection before answering 503",
+       duration([](config& c) -> std::chrono::milliseconds& { return c.db.acquire_timeout; }, std::chrono::milliseconds(1))},
+      {"DB_CONNECT_TIMEOUT", "2s", "longest wait to open a connection",
+       duration([](config& c) -> std::chrono::milliseconds& { return c.db.connect_timeout; }, std::chrono::milliseconds(1))},
+      {"DB_STATEMENT_TIMEOUT", "5s", "statement_timeout of every connection",
+       duration([](config& c) -> std::chrono::milliseconds& { return c.db.statement_timeout; }, std::chrono::milliseconds(1))},
+      {"JWT_SECRET", "(unset)", "HS256 secret, at least 32 bytes",
+       [](config& c, const std::string& v) -> std::string {
+         if (v.size() < 32) {
+           return "must be at least 32 bytes long";
+         }
+         c.auth.jwt_secret = v;
+         return {};
+       }},
+      {"JWT_PUBLIC_KEY_FILE", "(unset)", "RS256 public key, PEM file",
+       [](config& c, const std::string& v) -> std::string {
+         std::ifstream in(v, std::ios::binary);
+         if (!in) {
+           return "cannot read " + v;
+         }
+         std::ostringstream s;
+         s << in.rdbuf();
+         c.auth.jwt_public_key_file = v;
+         c.auth.jwt_public_key_pem = s.str();
+         return {};
+       }},
+      {"LOG_LEVEL", "info", "debug, info, warn or error",
+       [](config& c, const std::string& v) -> std::string {
+         return log::parse_level(v, c.log_level) ? std::string{} : "must be one of debug, info, warn, error";
+       }},
+      {"THREADS", "(cores)", "I/O threads",
+       integer<unsigned>(1, 256, [](config& c) -> unsigned& { return c.threads; })},
+      {"HTTP_HEADER_TIMEOUT", "10s", "time allowed to send a request's headers",
+       duration([](config& c) -> std::chrono::milliseconds& { return c.http.header_timeout; }, std::chrono::milliseconds(1))},
+      {"HTTP_BODY_TIMEOUT", "30s", "time allowed to send a request's body",
+       duration([](config& c) -> std::chrono::milliseconds& { return c.http.body_timeout; }, std::chrono::milliseconds(1))},
+      {"HTTP_IDLE_TIMEOUT", "60s", "keep-alive connections idle longer are closed",
+       duration([](config& c) -> std::chrono::milliseconds& { return c.http.idle_timeout; }, std::chrono::milliseconds(1))},
+      {"DRAIN_TIMEOUT", "10s", "on SIGTERM, longest wait for in-flight requests",
+       duration([](config& c) -> std::chrono::milliseconds& { return c.http.drain_timeout; }, std::chrono::milliseconds(0))},
+  };
+  return all;
+}
+
+std::string flag_for(std::string_view env) {
+  std::string f = "--";
+  for (char c : env) {
+    f.push_back(c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  return f;
+}
+
+}  // namespace
+
+bool parse_duration(std::string_view s, std::chrono::milliseconds& out) {
+  if (s.empty()) {
+    return false;
+  }
+  std::int64_t total = 0;
+  while (!s.empty()) {
+    std::int64_t n = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+    if (ec != std::errc{} || p == s.data() || n < 0) {
+      return false;
+    }
+    s.remove_prefix(static_cast<std::size_t>(p - s.data()));
+    std::int64_t unit = 0;
+    if (s.starts_with("ms")) {
+      unit = 1;
+      s.remove_prefix(2);
+    } else if (s.starts_with("s")) {
+      unit = 1000;
+      s.remove_prefix(1);
+    } else if (s.starts_with("m")) {
+      unit = 60'000;
+      s.remove_prefix(1);
+    } else if (s.starts_with("h")) {
+      unit = 3'600'000;
+      s.remove_prefix(1);
+    } else if (s.starts_with("d")) {
+      unit = 86'400'000;
+      s.remove_prefix(1);
+    } else {
+      return false;
+    }
+    if (n > (INT64_MAX / unit) - total) {
+      return false;
+    }
+    total += n * unit;
+  }
+  out = std::chrono::milliseconds(total);
+  return true;
+}
+
+config_result load_config(const environment& env, std::span<const std::string> args) {
+  config_result out;
+  std::map<std::string, std::string, std::less<>> values;
+  for (const auto& o : options()) {
+    if (auto it = env.find(o.env); it != env.end()) {
+      values[std::string(o.env)] = it->second;
+    }
+  }
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    auto eq = a.find('=');
+    std::string flag = a.substr(0, eq);
+    const option* match = nullptr;
+    for (const auto& o : options()) {
+      if (flag_for(o.env) == flag) {
+        match = &o;
+      }
+    }
+    if (match == nullptr) {
+      out.errors.push_back(a + ": unknown flag (see --help)");
+      continue;
+    }
+    if (eq != std::string::npos) {
+      values[std::string(match->env)] = a.substr(eq + 1);
+    } else if (i + 1 < args.size()) {
+      values[std::string(match->env)] = args[++i];
+    } else {
+      out.errors.push_back(flag + ": needs a value");
+    }
+  }
+  for (const auto& o : options()) {
+    if (auto it = values.find(o.env); it != values.end()) {
+      if (auto problem = o.set(out.cfg, it->second); !problem.empty()) {
+        out.errors.push_back(std::string(o.env) + ": " + problem);
+      }
+    }
+  }
+  if (out.cfg.db.url.empty()) {
+    out.errors.push_back("DATABASE_URL: is required");
+  }
+  if (out.cfg.auth.jwt_secret.empty() && out.cfg.auth.jwt_public_key_pem.empty()) {
+    out.errors.push_back("JWT_SECRET: JWT_SECRET or JWT_PUBLIC_KEY_FILE is required");
+  }
+  if (out.cfg.threads == 0) {
+    out.cfg.threads = std::max(1u, std::thread::hardware_concurrency());
+  }
+  return out;
+}
+
+std::string config_help() {
+  std::string out;
+  for (const auto& o : options()) {
+    std::string line = "  " + flag_for(o.env) + ", " + std::string(o.env);
+    if (line.size() < 46) {
+      line.resize(46, ' ');
+    } else {
+      line += "  ";
+    }
+    out += line + std::string(o.doc) + " [" + std::string(o.fallback) + "]\n";
+  }
+  return out;
+}
+
+}  // namespace todo

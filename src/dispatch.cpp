@@ -1,0 +1,167 @@
+#include "todo/dispatch.hpp"
+
+#include "todo/jwt.hpp"
+#include "todo/log.hpp"
+#include "todo/metrics.hpp"
+#include "todo/problem.hpp"
+#include "todo/uuid.hpp"
+
+#include <chrono>
+#include <exception>
+
+namespace todo {
+namespace {
+
+bool acceptable_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) {
+    return false;
+  }
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+              c == '.' || c == ':';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string_view jwt_reason(const boost::system::error_code& ec) {
+  switch (static_cast<jwt::errc>(ec.value())) {
+    case jwt::errc::expired: return "The token has expired";
+    case jwt::errc::not_yet_valid: return "The token is not valid yet";
+    case jwt::errc::missing_exp: return "The token has no exp claim";
+    case jwt::errc::bad_subject: return "The token's sub claim must be a string of 1 to 128 bytes";
+    case jwt::errc::unsupported_algorithm: return "The token's algorithm is not accepted (HS256 or RS256)";
+    case jwt::errc::no_key_for_algorithm: return "The token's algorithm is not configured on this server";
+    default: return "The token is malformed or its signature is invalid";
+  }
+}
+
+std::optional<std::string_view> bearer_token(const http::request& req) {
+  auto h = req.header_value("authorization");
+  if (!h || h->size() < 7) {
+    return std::nullopt;
+  }
+  auto scheme = h->substr(0, 7);
+  bool is_bearer = true;
+  for (std::size_t i = 0; i < 6; ++i) {
+    if (std::tolower(static_cast<unsigned char>(scheme[i])) != "bearer"[i]) {
+      is_bearer = false;
+    }
+  }
+  if (!is_bearer || scheme[6] != ' ') {
+    return std::nullopt;
+  }
+  auto token = h->substr(7);
+  while (!token.empty() && token.front() == ' ') {
+    token.remove_prefix(1);
+  }
+  return token;
+}
+
+}  // namespace
+
+dispatcher::dispatcher(const router& r, const jwt::verifier& v, metrics::registry& m,
+                       const std::atomic<bool>* api_ready, std::function<std::int64_t()> clock)
+    : router_(r), verifier_(v), metrics_(m), api_ready_(api_ready), clock_(std::move(clock)) {
+  if (!clock_) {
+    clock_ = [] {
+      return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+    };
+  }
+}
+
+std::variant<std::string, http::response> dispatcher::authenticate(std::string_view token) const {
+  auto claims = verifier_.verify(token, clock_());
+  if (!claims) {
+    auto r = problem(errc::unauthorized, jwt_reason(claims.error()));
+    r.headers.clear();
+    r.set("www-authenticate", "Bearer error=\"invalid_token\"");
+    return r;
+  }
+  return std::move(claims->sub);
+}
+
+boost::asio::awaitable<http::response> dispatcher::handle(http::request req) {
+  auto started = std::chrono::steady_clock::now();
+  request_context ctx;
+  std::string request_id;
+  if (auto id = req.header_value("x-request-id"); id && acceptable_request_id(*id)) {
+    request_id = std::string(*id);
+  } else {
+    request_id = uuid::v7();
+  }
+  ctx.request_id = request_id;
+  std::string user;
+  auto verb = req.verb;
+  std::string path = req.path;
+  std::string route_name = "unmatched";
+
+  http::response res;
+  bool answered = false;
+  // Authenticate everything under /api/ before routing, so that unknown
+  // routes do not reveal which paths exist to anonymous callers.
+  if (path.starts_with("/api/")) {
+    auto token = bearer_token(req);
+    if (!token) {
+      res = problem(errc::unauthorized, "Send Authorization: Bearer <token>");
+      answered = true;
+    } else {
+      auto who = authenticate(*token);
+      if (auto* denied = std::get_if<http::response>(&who)) {
+        res = std::move(*denied);
+        answered = true;
+      } else {
+        user = std::move(std::get<std::string>(who));
+        ctx.user = user;
+      }
+    }
+    if (!answered && api_ready_ != nullptr && !api_ready_->load()) {
+      res = problem(errc::unavailable, "The server is starting; try again shortly");
+      answered = true;
+    }
+  }
+  if (!answered) {
+    auto m = router_.find(verb, path);
+    if (m.r == nullptr && m.allow.empty()) {
+      res = problem(errc::not_found, "No such route");
+    } else if (m.r == nullptr) {
+      res = problem(errc::method_not_allowed, "This route does not accept " + std::string(to_string(verb)));
+      res.set("allow", m.allow);
+    } else {
+      route_name = m.r->pattern;
+      ctx.params = std::move(m.params);
+      ctx.req = std::move(req);
+      try {
+        res = co_await m.r->h(std::move(ctx));
+      } catch (const std::exception& e) {
+        log::error("http", "handler failed", {{"request_id", std::string_view(request_id)}, {"route", route_name}, {"error", e.what()}});
+        res = problem(errc::internal, "The server failed to handle the request");
+      }
+    }
+  }
+  res.set("x-request-id", request_id);
+
+  auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::string labels = metrics::label("route", route_name) + "," + metrics::label("method", to_string(verb));
+  metrics_.get_counter("todo_http_requests_total", "HTTP requests by route, method and status",
+                       labels + "," + metrics::label("status", std::to_string(res.status)))
+      .inc();
+  metrics_.get_histogram("todo_http_request_duration_seconds", "HTTP request latency by route and method", labels)
+      .observe(elapsed);
+  auto level = res.status >= 500 ? log::level::error : log::level::info;
+  if (log::enabled(level)) {
+    log::write(level, "http", "request",
+               {{"request_id", std::string_view(request_id)},
+                {"method", to_string(verb)},
+                {"route", route_name},
+                {"status", res.status},
+                {"duration_ms", elapsed * 1000.0},
+                {"user_id", std::string_view(user)}});
+  }
+  co_return res;
+}
+
+}  // namespace todo

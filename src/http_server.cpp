@@ -1,0 +1,309 @@
+#include "todo/http_server.hpp"
+
+#include "todo/dispatch.hpp"
+#include "todo/log.hpp"
+#include "todo/problem.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+
+namespace todo {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// Shared by the acceptor and every session. The session map is guarded by
+// `mu`; each stream is only touched on its own session's strand.
+struct http_server::state {
+  asio::io_context& ioc;
+  http_config cfg;
+  dispatcher& dispatch;
+  tcp::acceptor acceptor;
+  std::atomic<bool> draining{false};
+
+  struct session_entry {
+    asio::any_io_executor strand;
+    beast::tcp_stream* stream;
+    bool busy;
+  };
+  mutable std::mutex mu;
+  std::uint64_t next_id = 0;
+  std::map<std::uint64_t, session_entry> sessions;
+
+  state(asio::io_context& i, const http_config& c, dispatcher& d) : ioc(i), cfg(c), dispatch(d), acceptor(i) {}
+
+  void set_busy(std::uint64_t id, bool busy) {
+    std::lock_guard lock(mu);
+    if (auto it = sessions.find(id); it != sessions.end()) {
+      it->second.busy = busy;
+    }
+  }
+};
+
+namespace {
+
+http::method to_method(bhttp::verb v) {
+  switch (v) {
+    case bhttp::verb::get: return http::method::get;
+    case bhttp::verb::head: return http::method::head;
+    case bhttp::verb::post: return http::method::post;
+    case bhttp::verb::put: return http::method::put;
+    case bhttp::verb::patch: return http::method::patch;
+    case bhttp::verb::delete_: return http::method::delete_;
+    case bhttp::verb::options: return http::method::options;
+    default: return http::method::other;
+  }
+}
+
+http::request to_plain(bhttp::request<bhttp::string_body>&& in, const std::string& remote) {
+  http::request out;
+  out.verb = to_method(in.method());
+  std::string_view target = in.target();
+  auto q = target.find('?');
+  out.path = std::string(target.substr(0, q));
+  if (q != std::string_view::npos) {
+    out.query = std::string(target.substr(q + 1));
+  }
+  out.headers.reserve(8);
+  for (const auto& f : in) {
+    std::string name(f.name_string());
+    for (auto& c : name) {
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    out.headers.push_back({std::move(name), std::string(f.value())});
+  }
+  out.body = std::move(in.body());
+  out.remote_address = remote;
+  return out;
+}
+
+bhttp::response<bhttp::string_body> to_beast(http::response&& in, unsigned version, bool keep_alive, bool head) {
+  bhttp::response<bhttp::string_body> out{static_cast<bhttp::status>(in.status), version};
+  out.set(bhttp::field::server, "todo-server");
+  if (!in.content_type.empty()) {
+    out.set(bhttp::field::content_type, in.content_type);
+  }
+  for (auto& h : in.headers) {
+    out.insert(h.name, h.value);
+  }
+  auto size = in.body.size();
+  if (!head) {
+    out.body() = std::move(in.body);
+  }
+  if (in.status != 204 && in.status != 304) {
+    out.content_length(size);
+  }
+  out.keep_alive(keep_alive);
+  return out;
+}
+
+// Answers a request that was refused before the dispatcher saw it.
+asio::awaitable<void> refuse(beast::tcp_stream& stream, http::response res, unsigned version) {
+  auto msg = to_beast(std::move(res), version, false, false);
+  co_await bhttp::async_write(stream, msg, use_tuple);
+}
+
+asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<http_server::state> st) {
+  beast::tcp_stream stream(std::move(socket));
+  boost::system::error_code ep_ec;
+  auto ep = stream.socket().remote_endpoint(ep_ec);
+  std::string remote = ep_ec ? std::string{} : ep.address().to_string();
+
+  std::uint64_t id = 0;
+  {
+    std::lock_guard lock(st->mu);
+    id = st->next_id++;
+    st->sessions[id] = {stream.get_executor(), &stream, false};
+  }
+  beast::flat_buffer buffer;
+  bool first = true;
+  for (;;) {
+    if (st->draining) {
+      break;
+    }
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.header_limit(16 * 1024);
+    parser.body_limit(max_body_bytes);
+    stream.expires_after(first && buffer.size() == 0 ? st->cfg.header_timeout : st->cfg.idle_timeout);
+    first = false;
+    auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+    if (ec == bhttp::error::header_limit) {
+      auto res = problem(errc::bad_request, "Request headers exceed 16 KiB");
+      co_await refuse(stream, std::move(res), 11);
+      break;
+    }
+    if (ec) {
+      // EOF, reset, timeout, cancelled by the drain: nothing to answer.
+      if (ec != bhttp::error::end_of_stream && ec != asio::error::eof && ec != beast::error::timeout &&
+          ec != asio::error::operation_aborted && ec != asio::error::connection_reset) {
+        auto res = problem(errc::bad_request, "Malformed HTTP request");
+        co_await refuse(stream, std::move(res), 11);
+      }
+      break;
+    }
+    st->set_busy(id, true);
+    auto& header = parser.get();
+    unsigned version = header.version();
+    if (auto len = parser.content_length(); len && *len > max_body_bytes) {
+      auto res = problem(errc::payload_too_large, "The body must not exceed 1 MiB");
+      co_await refuse(stream, std::move(res), version);
+      break;
+    }
+    if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
+      bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, version};
+      co_await bhttp::async_write(stream, cont, use_tuple);
+    }
+    stream.expires_after(st->cfg.body_timeout);
+    auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
+    if (rec == bhttp::error::body_limit) {
+      auto res = problem(errc::payload_too_large, "The body must not exceed 1 MiB");
+      co_await refuse(stream, std::move(res), version);
+      break;
+    }
+    if (rec) {
+      break;
+    }
+    auto req = parser.release();
+    bool keep_alive = req.keep_alive();
+    bool head = req.method() == bhttp::verb::head;
+    stream.expires_never();
+    auto plain = to_plain(std::move(req), remote);
+    auto res = co_await st->dispatch.handle(std::move(plain));
+    keep_alive = keep_alive && !st->draining;
+    auto msg = to_beast(std::move(res), version, keep_alive, head);
+    stream.expires_after(st->cfg.body_timeout);
+    auto [wec, wn] = co_await bhttp::async_write(stream, msg, use_tuple);
+    st->set_busy(id, false);
+    if (wec || !keep_alive) {
+      break;
+    }
+  }
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  std::lock_guard lock(st->mu);
+  st->sessions.erase(id);
+}
+
+asio::awaitable<void> accept_loop(std::shared_ptr<http_server::state> st) {
+  for (;;) {
+    auto [ec, socket] = co_await st->acceptor.async_accept(asio::make_strand(st->ioc), use_tuple);
+    if (ec == asio::error::operation_aborted || !st->acceptor.is_open()) {
+      co_return;
+    }
+    if (ec) {
+      // Out of file descriptors and the like: back off instead of spinning.
+      log::warn("http", "accept failed", {{"error", ec.message()}});
+      asio::steady_timer t(st->ioc, std::chrono::milliseconds(50));
+      co_await t.async_wait(use_tuple);
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    auto ex = socket.get_executor();
+    asio::co_spawn(ex, session(std::move(socket), st), [](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+          log::error("http", "session failed", {{"error", x.what()}});
+        }
+      }
+    });
+  }
+}
+
+}  // namespace
+
+http_server::http_server(asio::io_context& ioc, const http_config& cfg, dispatcher& d)
+    : state_(std::make_shared<state>(ioc, cfg, d)) {}
+
+http_server::~http_server() = default;
+
+std::uint16_t http_server::start() {
+  auto& st = *state_;
+  tcp::endpoint ep(asio::ip::make_address(st.cfg.bind_address), st.cfg.port);
+  st.acceptor.open(ep.protocol());
+  st.acceptor.set_option(asio::socket_base::reuse_address(true));
+  st.acceptor.bind(ep);
+  st.acceptor.listen(asio::socket_base::max_listen_connections);
+  asio::co_spawn(st.acceptor.get_executor(), accept_loop(state_), [](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        log::error("http", "accept loop failed", {{"error", x.what()}});
+      }
+    }
+  });
+  return st.acceptor.local_endpoint().port();
+}
+
+std::size_t http_server::open_connections() const {
+  std::lock_guard lock(state_->mu);
+  return state_->sessions.size();
+}
+
+namespace {
+asio::awaitable<void> wait_drained(std::shared_ptr<http_server::state> st, std::function<void()> done) {
+  auto until = std::chrono::steady_clock::now() + st->cfg.drain_timeout;
+  asio::steady_timer t(st->ioc);
+  for (;;) {
+    std::size_t left = 0;
+    {
+      std::lock_guard lock(st->mu);
+      left = st->sessions.size();
+    }
+    if (left == 0 || std::chrono::steady_clock::now() >= until) {
+      if (left > 0) {
+        log::warn("http", "drain timed out", {{"connections", left}});
+      }
+      break;
+    }
+    t.expires_after(std::chrono::milliseconds(20));
+    co_await t.async_wait(use_tuple);
+  }
+  done();
+}
+}  // namespace
+
+void http_server::drain(std::function<void()> done) {
+  auto st = state_;
+  st->draining = true;
+  asio::post(st->acceptor.get_executor(), [st] {
+    boost::system::error_code ignored;
+    st->acceptor.close(ignored);
+  });
+  {
+    std::lock_guard lock(st->mu);
+    for (auto& [id, s] : st->sessions) {
+      if (s.busy) {
+        continue;  // answers its request with Connection: close, then ends
+      }
+      // Runs on the session's strand; the entry is still there only while the
+      // stream is alive, because the session erases it on that same strand.
+      asio::post(s.strand, [st, id = id] {
+        std::lock_guard inner(st->mu);
+        if (auto it = st->sessions.find(id); it != st->sessions.end() && !it->second.busy) {
+          it->second.stream->cancel();
+        }
+      });
+    }
+  }
+  asio::co_spawn(st->ioc, wait_drained(st, std::move(done)), [](std::exception_ptr) {});
+}
+
+}  // namespace todo

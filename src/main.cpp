@@ -1,0 +1,201 @@
+// todo-server: the service, plus `token` for local tokens.
+#include "todo/app.hpp"
+#include "todo/config.hpp"
+#include "todo/db.hpp"
+#include "todo/dispatch.hpp"
+#include "todo/http_server.hpp"
+#include "todo/jwt.hpp"
+#include "todo/log.hpp"
+#include "todo/metrics.hpp"
+#include "todo/migrations.hpp"
+#include "todo/router.hpp"
+#include "tasks/tasks.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+namespace asio = boost::asio;
+
+todo::environment read_environment() {
+  todo::environment env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string_view::npos) {
+      env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+    }
+  }
+  return env;
+}
+
+void usage() {
+  std::cout << "Usage:\n"
+               "  todo-server [flags]                 run the service\n"
+               "  todo-server token --user ID [--ttl 24h]\n"
+               "                                      print an HS256 token signed with JWT_SECRET\n"
+               "  todo-server --help | --version\n\n"
+               "Every setting is an environment variable or the flag beside it:\n"
+            << todo::config_help();
+}
+
+int token_command(const todo::environment& env, std::span<const std::string> args) {
+  std::string user;
+  std::string secret;
+  if (auto it = env.find("JWT_SECRET"); it != env.end()) {
+    secret = it->second;
+  }
+  std::chrono::milliseconds ttl = std::chrono::hours(24);
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    auto next = [&]() -> std::string { return i + 1 < args.size() ? args[++i] : std::string{}; };
+    if (args[i] == "--user") {
+      user = next();
+    } else if (args[i] == "--ttl") {
+      if (!todo::parse_duration(next(), ttl) || ttl.count() < 1000) {
+        std::cerr << "--ttl: must be a duration such as 30m, 24h, 7d\n";
+        return 2;
+      }
+    } else if (args[i] == "--jwt-secret") {
+      secret = next();
+    } else {
+      std::cerr << args[i] << ": unknown flag for token\n";
+      return 2;
+    }
+  }
+  if (user.empty() || user.size() > 128) {
+    std::cerr << "--user: required, 1 to 128 bytes\n";
+    return 2;
+  }
+  if (secret.size() < 32) {
+    std::cerr << "JWT_SECRET: must be set and at least 32 bytes long\n";
+    return 2;
+  }
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+  std::cout << todo::jwt::sign_hs256(secret, user, ttl.count() / 1000, now.count()) << "\n";
+  return 0;
+}
+
+asio::awaitable<void> apply_migrations(std::shared_ptr<todo::db::pool> db, std::atomic<bool>* ready) {
+  asio::steady_timer backoff(co_await asio::this_coro::executor);
+  auto delay = std::chrono::milliseconds(200);
+  for (;;) {
+    auto r = co_await todo::migrate(*db);
+    if (r) {
+      ready->store(true);
+      todo::log::info("main", "schema ready", {});
+      co_return;
+    }
+    todo::log::warn("main", "migrations not applied yet; retrying", {{"error", r.error().message()}});
+    backoff.expires_after(delay);
+    co_await backoff.async_wait(asio::use_awaitable);
+    delay = std::min(delay * 2, std::chrono::milliseconds(5000));
+  }
+}
+
+int serve(const todo::environment& env, std::span<const std::string> args) {
+  auto loaded = todo::load_config(env, args);
+  if (!loaded.errors.empty()) {
+    for (const auto& e : loaded.errors) {
+      std::cerr << "todo-server: " << e << "\n";
+    }
+    return 2;
+  }
+  const todo::config cfg = std::move(loaded.cfg);
+  todo::log::set_level(cfg.log_level);
+
+  std::optional<todo::jwt::verifier> verifier;
+  try {
+    verifier.emplace(todo::jwt::keys{cfg.auth.jwt_secret, cfg.auth.jwt_public_key_pem});
+  } catch (const std::exception& e) {
+    std::cerr << "todo-server: JWT_PUBLIC_KEY_FILE: " << e.what() << "\n";
+    return 2;
+  }
+
+  asio::io_context ioc(static_cast<int>(cfg.threads));
+  todo::metrics::registry metrics;
+  auto db = todo::db::pool::create(ioc,
+                                   {.conninfo = cfg.db.url,
+                                    .size = cfg.db.pool_size,
+                                    .acquire_timeout = cfg.db.acquire_timeout,
+                                    .connect_timeout = cfg.db.connect_timeout,
+                                    .statement_timeout = cfg.db.statement_timeout},
+                                   metrics);
+  todo::router routes;
+  std::atomic<bool> schema_ready{false};
+  todo::app app{cfg, routes, db, metrics, schema_ready};
+  todo::install_ops_routes(app);
+  todo::tasks::install(app);
+
+  todo::dispatcher dispatch(routes, *verifier, metrics, &schema_ready);
+  todo::http_server server(ioc, cfg.http, dispatch);
+  std::uint16_t port = 0;
+  try {
+    port = server.start();
+  } catch (const std::exception& e) {
+    std::cerr << "todo-server: PORT: cannot listen on " << cfg.http.bind_address << ":" << cfg.http.port << ": "
+              << e.what() << "\n";
+    return 2;
+  }
+  todo::log::info("main", "listening",
+                  {{"address", std::string_view(cfg.http.bind_address)}, {"port", static_cast<int>(port)},
+                   {"threads", cfg.threads}});
+
+  asio::co_spawn(asio::make_strand(ioc), apply_migrations(db, &schema_ready), [](std::exception_ptr e) {
+    if (e) {
+      todo::log::error("main", "migration task failed", {});
+    }
+  });
+
+  asio::signal_set signals(ioc, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (ec) {
+      return;
+    }
+    todo::log::info("main", "draining", {{"signal", sig}});
+    server.drain([&ioc] { ioc.stop(); });
+  });
+
+  std::vector<std::thread> workers;
+  for (unsigned i = 1; i < cfg.threads; ++i) {
+    workers.emplace_back([&ioc] { ioc.run(); });
+  }
+  ioc.run();
+  for (auto& t : workers) {
+    t.join();
+  }
+  todo::log::info("main", "stopped", {});
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto env = read_environment();
+  if (!args.empty() && (args[0] == "--help" || args[0] == "-h" || args[0] == "help")) {
+    usage();
+    return 0;
+  }
+  if (!args.empty() && args[0] == "--version") {
+    std::cout << "todo-server 0.1.0\n";
+    return 0;
+  }
+  if (!args.empty() && args[0] == "token") {
+    return token_command(env, std::span(args).subspan(1));
+  }
+  return serve(env, args);
+}
