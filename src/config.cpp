@@ -1,6 +1,7 @@
 #include "todo/config.hpp"
 
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -40,6 +41,16 @@ setter duration(std::function<std::chrono::milliseconds&(config&)> field, std::c
     field(c) = d;
     return {};
   };
+}
+
+bool parse_rate(const std::string& v, double lo, double hi, double& out) {
+  double d = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
+  if (ec != std::errc{} || p != v.data() + v.size() || !(d >= lo && d <= hi)) {
+    return false;
+  }
+  out = d;
+  return true;
 }
 
 const std::vector<option>& options() {
@@ -88,12 +99,19 @@ const std::vector<option>& options() {
        }},
       {"JWT_PUBLIC_KEY_FILE", "(unset)", "RS256 public key, PEM file",
        [](config& c, const std::string& v) -> std::string {
+         std::error_code ec;
+         if (!std::filesystem::is_regular_file(v, ec)) {
+           return "cannot read " + v + " (not a regular file)";
+         }
          std::ifstream in(v, std::ios::binary);
          if (!in) {
            return "cannot read " + v;
          }
          std::ostringstream s;
          s << in.rdbuf();
+         if (s.str().empty()) {
+           return v + " is empty";
+         }
          c.auth.jwt_public_key_file = v;
          c.auth.jwt_public_key_pem = s.str();
          return {};
@@ -104,6 +122,14 @@ const std::vector<option>& options() {
        }},
       {"THREADS", "(cores)", "I/O threads",
        integer<unsigned>(1, 256, [](config& c) -> unsigned& { return c.threads; })},
+      {"RATE_LIMIT", "100", "requests a second per user, sustained (0 = unlimited)",
+       [](config& c, const std::string& v) -> std::string {
+         return parse_rate(v, 0, 1e6, c.limits.user_rate) ? std::string{} : "must be a number from 0 to 1000000";
+       }},
+      {"RATE_LIMIT_BURST", "200", "requests a user may send at once before RATE_LIMIT applies",
+       [](config& c, const std::string& v) -> std::string {
+         return parse_rate(v, 1, 1e7, c.limits.user_burst) ? std::string{} : "must be a number from 1 to 10000000";
+       }},
       {"HTTP_HEADER_TIMEOUT", "10s", "time allowed to send a request's headers",
        duration([](config& c) -> std::chrono::milliseconds& { return c.http.header_timeout; }, std::chrono::milliseconds(1))},
       {"HTTP_BODY_TIMEOUT", "30s", "time allowed to send a request's body",

@@ -4,6 +4,7 @@
 #include "todo/log.hpp"
 #include "todo/metrics.hpp"
 #include "todo/problem.hpp"
+#include "todo/rate_limit.hpp"
 #include "todo/uuid.hpp"
 
 #include <chrono>
@@ -60,6 +61,11 @@ std::optional<std::string_view> bearer_token(const http::request& req) {
   return token;
 }
 
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 dispatcher::dispatcher(const router& r, const jwt::verifier& v, metrics::registry& m,
@@ -84,62 +90,73 @@ std::variant<std::string, http::response> dispatcher::authenticate(std::string_v
   return std::move(claims->sub);
 }
 
+std::optional<http::response> dispatcher::screen(const http::request& req, const router::match& m,
+                                                 std::string& user) const {
+  // Everything under /api/ authenticates before routing answers, so that
+  // unknown routes do not reveal which paths exist to anonymous callers; a
+  // user route elsewhere authenticates too, so its access flag holds.
+  bool needs_user = req.path.starts_with("/api/") || (m.r != nullptr && m.r->acc == access::user);
+  if (needs_user) {
+    auto token = bearer_token(req);
+    if (!token) {
+      return problem(errc::unauthorized, "Send Authorization: Bearer <token>");
+    }
+    auto who = authenticate(*token);
+    if (auto* denied = std::get_if<http::response>(&who)) {
+      return std::move(*denied);
+    }
+    user = std::move(std::get<std::string>(who));
+    if (limiter_ != nullptr) {
+      if (auto wait = limiter_->admit(user, steady_ms())) {
+        auto r = problem(errc::rate_limited, "Too many requests for this user; slow down");
+        r.set("retry-after", std::to_string(*wait));
+        return r;
+      }
+    }
+    if (api_ready_ != nullptr && !api_ready_->load()) {
+      return problem(errc::unavailable, "The server is starting; try again shortly");
+    }
+  }
+  if (m.r == nullptr && m.allow.empty()) {
+    return problem(errc::not_found, "No such route");
+  }
+  if (m.r == nullptr) {
+    auto r = problem(errc::method_not_allowed, "This route does not accept " + std::string(to_string(req.verb)));
+    r.set("allow", m.allow);
+    return r;
+  }
+  return std::nullopt;
+}
+
 boost::asio::awaitable<http::response> dispatcher::handle(http::request req) {
   auto started = std::chrono::steady_clock::now();
-  request_context ctx;
   std::string request_id;
   if (auto id = req.header_value("x-request-id"); id && acceptable_request_id(*id)) {
     request_id = std::string(*id);
   } else {
     request_id = uuid::v7();
   }
-  ctx.request_id = request_id;
-  std::string user;
   auto verb = req.verb;
-  std::string path = req.path;
   std::string route_name = "unmatched";
+  std::string user;
 
+  auto m = router_.find(verb, req.path);
   http::response res;
-  bool answered = false;
-  // Authenticate everything under /api/ before routing, so that unknown
-  // routes do not reveal which paths exist to anonymous callers.
-  if (path.starts_with("/api/")) {
-    auto token = bearer_token(req);
-    if (!token) {
-      res = problem(errc::unauthorized, "Send Authorization: Bearer <token>");
-      answered = true;
-    } else {
-      auto who = authenticate(*token);
-      if (auto* denied = std::get_if<http::response>(&who)) {
-        res = std::move(*denied);
-        answered = true;
-      } else {
-        user = std::move(std::get<std::string>(who));
-        ctx.user = user;
-      }
-    }
-    if (!answered && api_ready_ != nullptr && !api_ready_->load()) {
-      res = problem(errc::unavailable, "The server is starting; try again shortly");
-      answered = true;
-    }
-  }
-  if (!answered) {
-    auto m = router_.find(verb, path);
-    if (m.r == nullptr && m.allow.empty()) {
-      res = problem(errc::not_found, "No such route");
-    } else if (m.r == nullptr) {
-      res = problem(errc::method_not_allowed, "This route does not accept " + std::string(to_string(verb)));
-      res.set("allow", m.allow);
-    } else {
-      route_name = m.r->pattern;
-      ctx.params = std::move(m.params);
-      ctx.req = std::move(req);
-      try {
-        res = co_await m.r->h(std::move(ctx));
-      } catch (const std::exception& e) {
-        log::error("http", "handler failed", {{"request_id", std::string_view(request_id)}, {"route", route_name}, {"error", e.what()}});
-        res = problem(errc::internal, "The server failed to handle the request");
-      }
+  if (auto refused = screen(req, m, user)) {
+    res = std::move(*refused);
+  } else {
+    route_name = m.r->pattern;
+    request_context ctx;
+    ctx.request_id = request_id;
+    ctx.user = user;
+    ctx.params = std::move(m.params);
+    ctx.req = std::move(req);
+    try {
+      res = co_await m.r->h(std::move(ctx));
+    } catch (const std::exception& e) {
+      log::error("http", "handler failed",
+                 {{"request_id", std::string_view(request_id)}, {"route", route_name}, {"error", e.what()}});
+      res = problem(errc::internal, "The server failed to handle the request");
     }
   }
   res.set("x-request-id", request_id);

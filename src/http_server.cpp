@@ -142,6 +142,12 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<http_server::s
     stream.expires_after(first && buffer.size() == 0 ? st->cfg.header_timeout : st->cfg.idle_timeout);
     first = false;
     auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
+    if (ec == bhttp::error::body_limit) {
+      // Content-Length over the limit: refused before a byte of the body.
+      auto res = problem(errc::payload_too_large, "The body must not exceed 1 MiB");
+      co_await refuse(stream, std::move(res), 11);
+      break;
+    }
     if (ec == bhttp::error::header_limit) {
       auto res = problem(errc::bad_request, "Request headers exceed 16 KiB");
       co_await refuse(stream, std::move(res), 11);

@@ -1,18 +1,54 @@
 #include "todo/json_parse.hpp"
 
+#include <algorithm>
+
 namespace todo::json {
+
+namespace {
+// The deepest nesting of arrays and objects, counted outside strings.
+// simdjson counts an innermost container that holds a value one deeper than
+// an empty one, so the contract's limit is checked here, exactly.
+std::size_t nesting(std::string_view body) {
+  std::size_t depth = 0;
+  std::size_t deepest = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : body) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+}  // namespace
 
 parse_outcome parse_body(std::string_view body) {
   thread_local simdjson::dom::parser parser;
   thread_local bool allocated = false;
   parse_outcome out;
   if (!allocated) {
-    // Capacity grows on demand; depth is fixed at the contract's limit.
-    if (parser.allocate(64 * 1024, max_depth) != simdjson::SUCCESS) {
+    // Capacity grows on demand; the exact depth check is nesting() above.
+    if (parser.allocate(64 * 1024, max_depth + 2) != simdjson::SUCCESS) {
       out.error = "Cannot allocate a JSON parser";
       return out;
     }
     allocated = true;
+  }
+  if (nesting(body) > max_depth) {
+    out.error = "JSON is nested deeper than 64 levels";
+    return out;
   }
   auto r = parser.parse(body.data(), body.size(), true);
   if (r.error() == simdjson::DEPTH_ERROR) {

@@ -8,6 +8,7 @@
 #include "todo/log.hpp"
 #include "todo/metrics.hpp"
 #include "todo/migrations.hpp"
+#include "todo/rate_limit.hpp"
 #include "todo/router.hpp"
 #include "tasks/tasks.hpp"
 
@@ -136,11 +137,13 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
                                    metrics);
   todo::router routes;
   std::atomic<bool> schema_ready{false};
-  todo::app app{cfg, routes, db, metrics, schema_ready};
+  todo::app app{ioc, cfg, routes, db, metrics, schema_ready};
   todo::install_ops_routes(app);
   todo::tasks::install(app);
 
   todo::dispatcher dispatch(routes, *verifier, metrics, &schema_ready);
+  todo::rate_limiter user_limiter(cfg.limits.user_rate, cfg.limits.user_burst);
+  dispatch.limit_users(&user_limiter);
   todo::http_server server(ioc, cfg.http, dispatch);
   std::uint16_t port = 0;
   try {

@@ -1,5 +1,6 @@
 #include "todo/metrics.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
@@ -100,8 +101,8 @@ std::string number(double v) {
     return v > 0 ? "+Inf" : "-Inf";
   }
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);  // shortest exact form: 0.1, not 0.10000000000000001
+  return std::string(buf, ec == std::errc{} ? end : buf);
 }
 
 std::string series(std::string_view name, std::string_view labels, std::string_view extra = {}) {

@@ -112,6 +112,10 @@ asio::awaitable<boost::system::result<std::unique_ptr<connection>>> connection::
     }
     st = PQconnectPoll(c.get());
   }
+  // Server notices ("relation already exists, skipping") go to the debug log,
+  // not to libpq's default of stderr.
+  PQsetNoticeProcessor(
+      c.get(), [](void*, const char* message) { log::debug("db", "server notice", {{"notice", message}}); }, nullptr);
   if (PQsetnonblocking(c.get(), 1) != 0 || PQenterPipelineMode(c.get()) != 1) {
     co_return make_error_code(errc::unavailable);
   }

@@ -25,7 +25,7 @@ http::response problem(errc e, std::string_view detail, const field_errors& fiel
   r.status = k.status;
   r.content_type = "application/problem+json";
   r.body = w.take();
-  if (e == errc::unavailable || e == errc::rate_limited) {
+  if (e == errc::unavailable) {
     r.set("retry-after", "1");
   }
   if (e == errc::unauthorized) {

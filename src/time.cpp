@@ -47,7 +47,7 @@ std::optional<ms> parse_rfc3339(std::string_view s) {
       }
       ++pos;
     }
-    if (pos == start || pos - start > 9) {
+    if (pos == start) {
       return std::nullopt;
     }
     for (auto n = pos - start; n < 3; ++n) {

@@ -3,6 +3,10 @@
 #include <atomic>
 #include <memory>
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace todo {
 
 struct config;
@@ -15,6 +19,7 @@ class registry;
 }
 
 struct app {
+  boost::asio::io_context& io;
   const config& cfg;
   router& routes;
   std::shared_ptr<db::pool> db;

@@ -35,8 +35,14 @@ struct auth_config {
   std::string jwt_public_key_pem;   // its contents, read at start
 };
 
+struct limits_config {
+  double user_rate = 100;   // requests a second per user; 0 = unlimited
+  double user_burst = 200;  // bucket size
+};
+
 struct config {
   http_config http;
+  limits_config limits;
   db_config db;
   auth_config auth;
   log::level log_level = log::level::info;

@@ -74,7 +74,9 @@ std::variant<std::monostate, precondition, http::response> read_if_match(const h
       p.any = true;
       continue;
     }
-    if (item.starts_with("W/")) {
+    // If-Match compares strongly (RFC 9110 13.1.1): a weak tag never matches.
+    bool weak = item.starts_with("W/");
+    if (weak) {
       item.remove_prefix(2);
     }
     std::int64_t v = 0;
@@ -83,7 +85,7 @@ std::variant<std::monostate, precondition, http::response> read_if_match(const h
     }
     auto inner = item.substr(1, item.size() - 2);
     auto [ptr, ec] = std::from_chars(inner.data(), inner.data() + inner.size(), v);
-    if (ec == std::errc{} && ptr == inner.data() + inner.size()) {
+    if (!weak && ec == std::errc{} && ptr == inner.data() + inner.size()) {
       p.versions.push_back(v);
     }
     // A well-formed tag that is not one of ours simply never matches.

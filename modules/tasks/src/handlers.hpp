@@ -13,6 +13,10 @@
 #include <optional>
 #include <variant>
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace todo::tasks {
 
 namespace asio = boost::asio;
@@ -21,6 +25,9 @@ struct module_state {
   std::shared_ptr<db::pool> db;
 };
 using state_ptr = std::shared_ptr<const module_state>;
+
+// Hourly deletion of expired idempotency keys.
+void start_maintenance(asio::io_context& io, std::shared_ptr<db::pool> db);
 
 asio::awaitable<http::response> create_task(state_ptr st, request_context ctx);
 asio::awaitable<http::response> get_task(state_ptr st, request_context ctx);

@@ -20,6 +20,7 @@ void install(todo::app& a) {
   a.routes.add(method::delete_, "/api/v1/tasks/{id}", bind(delete_task));
   a.routes.add(method::post, "/api/v1/tasks/{id}/complete", bind(complete_task));
   a.routes.add(method::post, "/api/v1/tasks/{id}/reopen", bind(reopen_task));
+  start_maintenance(a.io, a.db);
 }
 
 }  // namespace todo::tasks

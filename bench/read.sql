@@ -1,0 +1,2 @@
+-- The statement GET /api/v1/tasks/{id} runs (task_store.cpp, tasks_find).
+SELECT id, user_id, title, description, completed, floor(extract(epoch FROM completed_at) * 1000)::int8, priority, tags, floor(extract(epoch FROM due_at) * 1000)::int8, timezone, series_id, version, floor(extract(epoch FROM created_at) * 1000)::int8, floor(extract(epoch FROM updated_at) * 1000)::int8 FROM tasks WHERE user_id = :uid AND id = :tid;
