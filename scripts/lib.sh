@@ -42,6 +42,9 @@ build() {
   local dir=$1
   shift
   export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
+  # Hits across checkouts in other directories, and with the precompiled header.
+  export CCACHE_BASEDIR="$TODO_ROOT"
+  export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
   cmake -S "$TODO_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
   cmake --build "$dir" -j "$(nproc)"
 }
