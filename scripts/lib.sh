@@ -63,7 +63,8 @@ pg_bin() {
 # PostgreSQL refuses to run as root: as root, run it as the postgres user.
 pg_run() {
   if [ "$(id -u)" -eq 0 ]; then
-    runuser -u postgres -- "$@"
+    # From /, so a private working directory does not trouble the postgres user.
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi
