@@ -3,6 +3,7 @@
 #include "todo/config.hpp"
 #include "todo/db.hpp"
 #include "todo/dispatch.hpp"
+#include "todo/event_log.hpp"
 #include "todo/http_server.hpp"
 #include "todo/jwt.hpp"
 #include "todo/log.hpp"
@@ -10,6 +11,7 @@
 #include "todo/migrations.hpp"
 #include "todo/rate_limit.hpp"
 #include "todo/router.hpp"
+#include "activity/activity.hpp"
 #include "tasks/tasks.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -90,12 +92,15 @@ int token_command(const todo::environment& env, std::span<const std::string> arg
   return 0;
 }
 
-asio::awaitable<void> apply_migrations(std::shared_ptr<todo::db::pool> db, std::atomic<bool>* ready) {
+// Migrations, then everything that reads the schema.
+asio::awaitable<void> apply_migrations(std::shared_ptr<todo::db::pool> db, std::atomic<bool>* ready,
+                                       todo::event_bus* bus) {
   asio::steady_timer backoff(co_await asio::this_coro::executor);
   auto delay = std::chrono::milliseconds(200);
   for (;;) {
     auto r = co_await todo::migrate(*db);
     if (r) {
+      bus->start();
       ready->store(true);
       todo::log::info("main", "schema ready", {});
       co_return;
@@ -137,9 +142,11 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
                                    metrics);
   todo::router routes;
   std::atomic<bool> schema_ready{false};
-  todo::app app{ioc, cfg, routes, db, metrics, schema_ready};
+  todo::event_bus bus(ioc, db, metrics);
+  todo::app app{ioc, cfg, routes, db, metrics, bus, schema_ready};
   todo::install_ops_routes(app);
   todo::tasks::install(app);
+  todo::activity::install(app);
 
   todo::dispatcher dispatch(routes, *verifier, metrics, &schema_ready);
   todo::rate_limiter user_limiter(cfg.limits.user_rate, cfg.limits.user_burst);
@@ -157,7 +164,7 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
                   {{"address", std::string_view(cfg.http.bind_address)}, {"port", static_cast<int>(port)},
                    {"threads", cfg.threads}});
 
-  asio::co_spawn(asio::make_strand(ioc), apply_migrations(db, &schema_ready), [](std::exception_ptr e) {
+  asio::co_spawn(asio::make_strand(ioc), apply_migrations(db, &schema_ready, &bus), [](std::exception_ptr e) {
     if (e) {
       todo::log::error("main", "migration task failed", {});
     }

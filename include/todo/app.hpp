@@ -11,6 +11,7 @@ namespace todo {
 
 struct config;
 class router;
+class event_bus;
 namespace db {
 class pool;
 }
@@ -24,6 +25,9 @@ struct app {
   router& routes;
   std::shared_ptr<db::pool> db;
   metrics::registry& metrics;
+  // The in-process bus over the committed event log: writers notify it after
+  // each commit; modules subscribe before start.
+  event_bus& bus;
   // False until migrations have been applied; /api answers 503 until then.
   std::atomic<bool>& schema_ready;
 };

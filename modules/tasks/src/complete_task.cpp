@@ -22,6 +22,7 @@ asio::awaitable<http::response> set_completed(state_ptr st, request_context ctx,
     cond = *p;
   }
   transition tr{
+      .kind = completed ? "completed" : "reopened",
       .next = [completed](const task& t) -> std::optional<task> {
         if (t.completed == completed) {
           return std::nullopt;  // completing a completed task is a no-op

@@ -1,5 +1,6 @@
 // POST /api/v1/tasks
 #include "handlers.hpp"
+#include "todo/event_log.hpp"
 #include "idempotency.hpp"
 #include "task_store.hpp"
 #include "validate.hpp"
@@ -25,6 +26,7 @@ asio::awaitable<boost::system::result<http::response>> insert_task(state_ptr st,
   if (!r) {
     co_return r.error();
   }
+  st->bus->notify();
   co_return answer;
 }
 

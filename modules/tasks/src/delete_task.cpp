@@ -1,5 +1,6 @@
 // DELETE /api/v1/tasks/{id}
 #include "handlers.hpp"
+#include "todo/event_log.hpp"
 #include "idempotency.hpp"
 #include "task_store.hpp"
 
@@ -28,13 +29,14 @@ asio::awaitable<boost::system::result<http::response>> remove_task(state_ptr st,
     auto answer = http::no_content(204);
     // Named, not temporaries: GCC 12 miscompiles some temporaries that live
     // across a co_await.
-    auto change = store::remove(user, id, current.version);
+    auto change = store::remove(current);
     auto kept = key ? record(*key, answer) : std::vector<db::query>{};
     auto applied = co_await commit(*st->db, std::move(change), std::move(kept));
     if (!applied) {
       co_return applied.error();
     }
     if (*applied) {
+      st->bus->notify();
       co_return answer;
     }
   }

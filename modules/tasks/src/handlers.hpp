@@ -17,12 +17,17 @@ namespace boost::asio {
 class io_context;
 }
 
+namespace todo {
+class event_bus;
+}
+
 namespace todo::tasks {
 
 namespace asio = boost::asio;
 
 struct module_state {
   std::shared_ptr<db::pool> db;
+  event_bus* bus;  // woken after each commit
 };
 using state_ptr = std::shared_ptr<const module_state>;
 
@@ -68,6 +73,7 @@ struct idempotency_key;
 
 // How a request moves a task from its current state to the next.
 struct transition {
+  std::string kind;  // the event: "updated", "completed", "reopened"
   // The new state, or nullopt when the request changes nothing.
   std::function<std::optional<task>(const task&)> next;
   // The answer for the resulting (or unchanged) task.

@@ -10,7 +10,7 @@
 namespace todo::tasks {
 
 void install(todo::app& a) {
-  auto st = std::make_shared<const module_state>(module_state{a.db});
+  auto st = std::make_shared<const module_state>(module_state{a.db, &a.bus});
   auto bind = [st](auto fn) { return [st, fn](request_context c) { return fn(st, std::move(c)); }; };
   using http::method;
   a.routes.add(method::post, "/api/v1/tasks", bind(create_task));

@@ -1,5 +1,8 @@
 #include "task_store.hpp"
 
+#include "task_events.hpp"
+#include "todo/events.hpp"
+
 #include <stdexcept>
 
 namespace todo::tasks::store {
@@ -18,20 +21,25 @@ const db::statement select_page{
     " FROM tasks WHERE user_id = $1 AND ($2 = 'all' OR completed = ($2 = 'completed'))"
     " AND ($3::uuid IS NULL OR id > $3::uuid) ORDER BY id LIMIT $4"};
 
+// Each write appends its event in the same statement (events.hpp): $1..$7
+// are the event's, the task's parameters follow.
 const db::statement insert_stmt{
     "tasks_insert",
-    "INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, tags, due_at, timezone,"
-    " series_id, version, created_at, updated_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"};
+    "WITH changed AS (INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, tags,"
+    " due_at, timezone, series_id, version, created_at, updated_at)"
+    " VALUES ($8, $1, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING id), "
+    TODO_APPEND_EVENT_FROM("changed")};
 
 const db::statement replace_stmt{
     "tasks_replace",
-    "UPDATE tasks SET title = $3, description = $4, completed = $5, completed_at = $6, priority = $7, tags = $8,"
-    " due_at = $9, timezone = $10, version = $11, updated_at = $12"
-    " WHERE user_id = $1 AND id = $2 AND version = $13"};
+    "WITH changed AS (UPDATE tasks SET title = $9, description = $10, completed = $11, completed_at = $12,"
+    " priority = $13, tags = $14, due_at = $15, timezone = $16, version = $17, updated_at = $18"
+    " WHERE user_id = $1 AND id = $8 AND version = $19 RETURNING id), " TODO_APPEND_EVENT_FROM("changed")};
 
 const db::statement delete_stmt{
-    "tasks_delete", "DELETE FROM tasks WHERE user_id = $1 AND id = $2 AND ($3::int8 IS NULL OR version = $3::int8)"};
+    "tasks_delete",
+    "WITH changed AS (DELETE FROM tasks WHERE user_id = $1 AND id = $8 AND version = $9 RETURNING id), "
+    TODO_APPEND_EVENT_FROM("changed")};
 
 db::param stamp(const std::optional<time::ms>& t) {
   return t ? db::param(time::format(*t)) : std::nullopt;
@@ -137,21 +145,33 @@ asio::awaitable<result<std::vector<task>>> list(db::pool& db, page_query q) {
 }
 
 db::query insert(const task& t) {
-  return {&insert_stmt,
-          {t.id, t.user_id, t.title, t.description, t.completed ? "t" : "f", stamp(t.completed_at),
-           std::to_string(static_cast<int>(t.prio)), array_literal(t.tags), stamp(t.due_at), t.timezone, t.series_id,
-           std::to_string(t.version), time::format(t.created_at), time::format(t.updated_at)}};
+  auto p = event_params("created", nullptr, t);
+  for (auto& v : std::vector<db::param>{t.id, t.title, t.description, t.completed ? "t" : "f", stamp(t.completed_at),
+                                        std::to_string(static_cast<int>(t.prio)), array_literal(t.tags),
+                                        stamp(t.due_at), t.timezone, t.series_id, std::to_string(t.version),
+                                        time::format(t.created_at), time::format(t.updated_at)}) {
+    p.push_back(std::move(v));
+  }
+  return {&insert_stmt, std::move(p)};
 }
 
-db::query replace(const task& t, std::int64_t expected) {
-  return {&replace_stmt,
-          {t.user_id, t.id, t.title, t.description, t.completed ? "t" : "f", stamp(t.completed_at),
-           std::to_string(static_cast<int>(t.prio)), array_literal(t.tags), stamp(t.due_at), t.timezone,
-           std::to_string(t.version), time::format(t.updated_at), std::to_string(expected)}};
+db::query replace(const task& before, const task& after, std::string_view kind) {
+  auto p = event_params(kind, &before, after);
+  for (auto& v : std::vector<db::param>{after.id, after.title, after.description, after.completed ? "t" : "f",
+                                        stamp(after.completed_at), std::to_string(static_cast<int>(after.prio)),
+                                        array_literal(after.tags), stamp(after.due_at), after.timezone,
+                                        std::to_string(after.version), time::format(after.updated_at),
+                                        std::to_string(before.version)}) {
+    p.push_back(std::move(v));
+  }
+  return {&replace_stmt, std::move(p)};
 }
 
-db::query remove(const std::string& user, const std::string& id, std::optional<std::int64_t> expected) {
-  return {&delete_stmt, {user, id, expected ? db::param(std::to_string(*expected)) : std::nullopt}};
+db::query remove(const task& t) {
+  auto p = event_params("deleted", &t, t);
+  p.push_back(t.id);
+  p.push_back(std::to_string(t.version));
+  return {&delete_stmt, std::move(p)};
 }
 
 }  // namespace todo::tasks::store

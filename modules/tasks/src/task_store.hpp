@@ -25,10 +25,14 @@ struct page_query {
 // Up to limit + 1 rows, so the caller knows whether another page exists.
 asio::awaitable<result<std::vector<task>>> list(db::pool& db, page_query q);
 
-// Query builders, so a write and its idempotency record share a transaction.
+// Query builders, so a write and its idempotency record share a
+// transaction. Each appends the change's event in the same statement and
+// returns one row when the change applied, none when it did not.
 db::query insert(const task& t);
-// Replaces every client-visible field if the stored version is `expected`.
-db::query replace(const task& t, std::int64_t expected);
-db::query remove(const std::string& user, const std::string& id, std::optional<std::int64_t> expected);
+// Writes `after` if the stored version is still before.version. `kind` names
+// the event: "updated", "completed", "reopened".
+db::query replace(const task& before, const task& after, std::string_view kind);
+// Deletes the task if its stored version is still t.version.
+db::query remove(const task& t);
 
 }  // namespace todo::tasks::store

@@ -31,6 +31,7 @@ asio::awaitable<http::response> update_task(state_ptr st, request_context ctx) {
     cond = *p;
   }
   transition tr{
+      .kind = "updated",
       .next = [patch = body.patch](const task& t) -> std::optional<task> {
         task n = t;
         return apply(patch, n) ? std::optional<task>(std::move(n)) : std::nullopt;

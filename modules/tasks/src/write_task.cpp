@@ -1,4 +1,5 @@
 #include "handlers.hpp"
+#include "todo/event_log.hpp"
 #include "idempotency.hpp"
 #include "task_store.hpp"
 
@@ -35,13 +36,14 @@ asio::awaitable<boost::system::result<http::response>> write_task(state_ptr st, 
     auto answer = tr.answer(*next);
     // Named, not temporaries: GCC 12 miscompiles some temporaries that live
     // across a co_await.
-    auto change = store::replace(*next, current.version);
+    auto change = store::replace(current, *next, tr.kind);
     auto kept = key ? record(*key, answer) : std::vector<db::query>{};
     auto applied = co_await commit(*st->db, std::move(change), std::move(kept));
     if (!applied) {
       co_return applied.error();
     }
     if (*applied) {
+      st->bus->notify();
       co_return answer;
     }
   }

@@ -1,0 +1,99 @@
+#pragma once
+// Reading the committed event log in order, and the in-process bus built on
+// it: every consumer (the Kafka relay, in-process subscribers) walks the log
+// from a checkpoint stored in PostgreSQL, so a crash replays and never skips.
+#include "todo/events.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/result.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <vector>
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace todo {
+
+namespace db {
+class pool;
+}
+namespace metrics {
+class registry;
+}
+
+// Positions are handed out when a row is inserted, not when it commits, so
+// a reader can see position 12 while 11 is still uncommitted (it may commit
+// later, or roll back and never appear). A reader never passes a missing
+// position until every transaction that could still write it has ended:
+// the snapshot's xmin has passed the xmax seen when the gap was found.
+class gap_tracker {
+ public:
+  struct step {
+    std::size_t usable;      // leading rows that may be consumed now
+    std::int64_t position;   // the reader's position after consuming them
+  };
+  // `positions` ascending, all greater than `from`.
+  step advance(std::int64_t from, std::span<const std::int64_t> positions, std::uint64_t xmin, std::uint64_t xmax);
+  std::size_t open_gaps() const { return pending_.size(); }
+
+ private:
+  std::map<std::int64_t, std::uint64_t> pending_;  // missing position → xmax when first seen
+};
+
+class log_reader {
+ public:
+  log_reader(std::shared_ptr<db::pool> db, std::int64_t position);
+  // The next committed events after the position, in log order, at most
+  // `limit`; empty when there is nothing (yet) to read.
+  boost::asio::awaitable<boost::system::result<std::vector<event>>> next(int limit);
+  std::int64_t position() const { return position_; }
+  void rewind(std::int64_t position);
+
+ private:
+  std::shared_ptr<db::pool> db_;
+  std::int64_t position_;
+  gap_tracker gaps_;
+};
+
+// Checkpoints, one row per consumer name.
+boost::asio::awaitable<boost::system::result<std::int64_t>> load_checkpoint(db::pool& db, std::string name);
+boost::asio::awaitable<boost::system::result<void>> save_checkpoint(db::pool& db, std::string name, std::int64_t pos);
+
+struct bus_options {
+  std::chrono::milliseconds poll_interval{100};  // for commits made by other replicas
+  int batch = 500;
+};
+
+// The in-process bus. Writers call notify() after they commit; each
+// subscriber runs on its own strand, receives batches of events in log
+// order (per user: in sequence order), and must be idempotent: after a
+// crash, events after its last checkpoint are delivered again.
+class event_bus {
+ public:
+  using handler = std::function<boost::asio::awaitable<boost::system::result<void>>(std::vector<event>)>;
+
+  event_bus(boost::asio::io_context& io, std::shared_ptr<db::pool> db, metrics::registry& m, bus_options o = {});
+  ~event_bus();
+
+  // Before start(). A subscriber that has no checkpoint yet starts from the
+  // beginning of the log.
+  void subscribe(std::string name, handler h);
+  void start();
+  // Wakes every subscriber now (and the Kafka relay, which waits here too).
+  void notify();
+  // Resolves after notify() or the poll interval, whichever comes first.
+  boost::asio::awaitable<void> wait();
+
+  struct impl;
+
+ private:
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace todo

@@ -1,0 +1,225 @@
+#include "todo/event_log.hpp"
+
+#include "todo/db.hpp"
+#include "todo/log.hpp"
+#include "todo/metrics.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <charconv>
+#include <mutex>
+#include <set>
+
+namespace todo {
+namespace asio = boost::asio;
+
+namespace {
+
+const db::statement read_stmt{
+    "events_read",
+    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, pg_snapshot_xmax(pg_current_snapshot())::text,"
+    " pos, user_id, seq, id, type, subject, floor(extract(epoch FROM time) * 1000)::int8, summary, data"
+    " FROM events WHERE pos > $1 ORDER BY pos LIMIT $2"};
+const db::statement load_checkpoint_stmt{"checkpoint_load",
+                                         "SELECT pos FROM consumer_checkpoints WHERE name = $1"};
+const db::statement save_checkpoint_stmt{
+    "checkpoint_save",
+    "INSERT INTO consumer_checkpoints (name, pos) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE"
+    " SET pos = GREATEST(consumer_checkpoints.pos, excluded.pos), updated_at = now()"};
+
+std::uint64_t to_u64(std::string_view s) {
+  std::uint64_t v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  return v;
+}
+
+}  // namespace
+
+gap_tracker::step gap_tracker::advance(std::int64_t from, std::span<const std::int64_t> positions,
+                                       std::uint64_t xmin, std::uint64_t xmax) {
+  std::int64_t expected = from + 1;
+  std::size_t used = 0;
+  for (auto p : positions) {
+    while (expected < p) {
+      auto it = pending_.find(expected);
+      if (it == pending_.end()) {
+        pending_.emplace(expected, xmax);
+        return {used, expected - 1};
+      }
+      if (xmin <= it->second) {
+        return {used, expected - 1};  // its writer may still be running
+      }
+      pending_.erase(it);  // rolled back: that position will never appear
+      ++expected;
+    }
+    pending_.erase(p);  // it was a late commit, not a hole
+    expected = p + 1;
+    ++used;
+  }
+  // Gaps behind the position are settled either way.
+  pending_.erase(pending_.begin(), pending_.lower_bound(expected));
+  return {used, expected - 1};
+}
+
+log_reader::log_reader(std::shared_ptr<db::pool> db, std::int64_t position) : db_(std::move(db)), position_(position) {}
+
+void log_reader::rewind(std::int64_t position) {
+  position_ = position;
+  gaps_ = gap_tracker{};
+}
+
+asio::awaitable<boost::system::result<std::vector<event>>> log_reader::next(int limit) {
+  db::query q{&read_stmt, {std::to_string(position_), std::to_string(limit)}};
+  auto r = co_await db_->execute_one(std::move(q));
+  if (!r) {
+    co_return r.error();
+  }
+  std::vector<event> out;
+  if (r->size() == 0) {
+    co_return out;
+  }
+  std::vector<std::int64_t> positions;
+  positions.reserve(static_cast<std::size_t>(r->size()));
+  for (int i = 0; i < r->size(); ++i) {
+    positions.push_back(r->integer(i, 2));
+  }
+  auto step = gaps_.advance(position_, positions, to_u64(r->text(0, 0)), to_u64(r->text(0, 1)));
+  out.reserve(step.usable);
+  for (int i = 0; i < static_cast<int>(step.usable); ++i) {
+    event e;
+    e.pos = r->integer(i, 2);
+    e.user = std::string(r->text(i, 3));
+    e.seq = r->integer(i, 4);
+    e.id = std::string(r->text(i, 5));
+    e.type = std::string(r->text(i, 6));
+    e.subject = std::string(r->text(i, 7));
+    e.time = time::from_unix_ms(r->integer(i, 8));
+    e.summary = std::string(r->text(i, 9));
+    e.data = std::string(r->text(i, 10));
+    out.push_back(std::move(e));
+  }
+  position_ = step.position;
+  co_return out;
+}
+
+asio::awaitable<boost::system::result<std::int64_t>> load_checkpoint(db::pool& db, std::string name) {
+  db::query q{&load_checkpoint_stmt, {std::move(name)}};
+  auto r = co_await db.execute_one(std::move(q));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return r->size() == 0 ? std::int64_t{0} : r->integer(0, 0);
+}
+
+asio::awaitable<boost::system::result<void>> save_checkpoint(db::pool& db, std::string name, std::int64_t pos) {
+  db::query q{&save_checkpoint_stmt, {std::move(name), std::to_string(pos)}};
+  auto r = co_await db.execute_one(std::move(q));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return boost::system::result<void>{};
+}
+
+// Waiters park on their own timers; notify() cancels them on their own
+// executors. `mu` guards the set.
+struct event_bus::impl {
+  impl(asio::io_context& i, std::shared_ptr<db::pool> d, metrics::registry& m, bus_options o)
+      : io(i), db(std::move(d)), metrics(m), opt(o) {}
+  asio::io_context& io;
+  std::shared_ptr<db::pool> db;
+  metrics::registry& metrics;
+  bus_options opt;
+  std::vector<std::pair<std::string, handler>> subscribers;
+  std::mutex mu;
+  std::set<std::shared_ptr<asio::steady_timer>> waiting;
+};
+
+event_bus::event_bus(asio::io_context& io, std::shared_ptr<db::pool> db, metrics::registry& m, bus_options o)
+    : impl_(std::make_shared<impl>(io, std::move(db), m, o)) {}
+
+event_bus::~event_bus() = default;
+
+void event_bus::subscribe(std::string name, handler h) { impl_->subscribers.emplace_back(std::move(name), std::move(h)); }
+
+void event_bus::notify() {
+  std::lock_guard lock(impl_->mu);
+  for (const auto& t : impl_->waiting) {
+    asio::post(t->get_executor(), [t] { t->cancel(); });
+  }
+}
+
+asio::awaitable<void> event_bus::wait() {
+  auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor, impl_->opt.poll_interval);
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->waiting.insert(timer);
+  }
+  co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+  std::lock_guard lock(impl_->mu);
+  impl_->waiting.erase(timer);
+}
+
+namespace {
+
+asio::awaitable<void> run_subscriber(event_bus* bus, std::shared_ptr<event_bus::impl> st, std::string name,
+                                     event_bus::handler h) {
+  auto& delivered = st->metrics.get_counter("todo_event_bus_delivered_total",
+                                            "Events delivered to in-process subscribers", metrics::label("subscriber", name));
+  auto& failures = st->metrics.get_counter("todo_event_bus_failures_total",
+                                           "Subscriber batches that failed and will be retried",
+                                           metrics::label("subscriber", name));
+  std::int64_t checkpoint = 0;
+  for (;;) {
+    auto loaded = co_await load_checkpoint(*st->db, name);
+    if (loaded) {
+      checkpoint = *loaded;
+      break;
+    }
+    co_await bus->wait();
+  }
+  log_reader reader(st->db, checkpoint);
+  for (;;) {
+    auto batch = co_await reader.next(st->opt.batch);
+    if (!batch || batch->empty()) {
+      co_await bus->wait();
+      continue;
+    }
+    auto count = batch->size();
+    auto handled = co_await h(std::move(*batch));
+    if (!handled) {
+      failures.inc();
+      log::warn("bus", "subscriber failed; will retry", {{"subscriber", std::string_view(name)},
+                                                          {"error", handled.error().message()}});
+      reader.rewind(checkpoint);
+      co_await bus->wait();
+      continue;
+    }
+    delivered.inc(count);
+    auto saved = co_await save_checkpoint(*st->db, name, reader.position());
+    if (saved) {
+      checkpoint = reader.position();
+    }
+  }
+}
+
+}  // namespace
+
+void event_bus::start() {
+  for (auto& [name, h] : impl_->subscribers) {
+    asio::co_spawn(asio::make_strand(impl_->io), run_subscriber(this, impl_, name, h),
+                   [name = name](std::exception_ptr e) {
+                     if (e) {
+                       log::error("bus", "subscriber stopped", {{"subscriber", std::string_view(name)}});
+                     }
+                   });
+  }
+}
+
+}  // namespace todo
