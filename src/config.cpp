@@ -43,6 +43,20 @@ setter duration(std::function<std::chrono::milliseconds&(config&)> field, std::c
   };
 }
 
+std::string topic(const std::string& v, std::string& out) {
+  // Kafka's own rule for topic names.
+  if (v.empty() || v.size() > 249 || v == "." || v == "..") {
+    return "must be a topic name of 1 to 249 characters";
+  }
+  for (char c : v) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') {
+      return "may contain only letters, digits, '.', '_' and '-'";
+    }
+  }
+  out = v;
+  return {};
+}
+
 bool parse_rate(const std::string& v, double lo, double hi, double& out) {
   double d = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
@@ -89,6 +103,19 @@ const std::vector<option>& options() {
        duration([](config& c) -> std::chrono::milliseconds& { return c.db.connect_timeout; }, std::chrono::milliseconds(1))},
       {"DB_STATEMENT_TIMEOUT", "5s", "statement_timeout of every connection",
        duration([](config& c) -> std::chrono::milliseconds& { return c.db.statement_timeout; }, std::chrono::milliseconds(1))},
+      {"KAFKA_BROKERS", "embedded", "Kafka bootstrap servers, or embedded for the in-process broker",
+       [](config& c, const std::string& v) -> std::string {
+         c.kafka.brokers = v;
+         return {};
+       }},
+      {"KAFKA_TOPIC_TASK_EVENTS", "task-events", "topic for task lifecycle events",
+       [](config& c, const std::string& v) { return topic(v, c.kafka.topic_task_events); }},
+      {"KAFKA_TOPIC_REMINDERS", "reminders", "topic for reminder events",
+       [](config& c, const std::string& v) { return topic(v, c.kafka.topic_reminders); }},
+      {"KAFKA_TOPIC_TASK_UPDATES", "task-updates", "topic for everything a client must see",
+       [](config& c, const std::string& v) { return topic(v, c.kafka.topic_task_updates); }},
+      {"EVENT_POLL_INTERVAL", "100ms", "how often the event log is read for commits of other replicas",
+       duration([](config& c) -> std::chrono::milliseconds& { return c.kafka.poll_interval; }, std::chrono::milliseconds(1))},
       {"JWT_SECRET", "(unset)", "HS256 secret, at least 32 bytes",
        [](config& c, const std::string& v) -> std::string {
          if (v.size() < 32) {

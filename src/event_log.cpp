@@ -53,7 +53,9 @@ gap_tracker::step gap_tracker::advance(std::int64_t from, std::span<const std::i
         pending_.emplace(expected, xmax);
         return {used, expected - 1};
       }
-      if (xmin <= it->second) {
+      // Every transaction below the xmax seen then has ended once xmin reaches
+      // it; the writer of the missing position was one of them.
+      if (xmin < it->second) {
         return {used, expected - 1};  // its writer may still be running
       }
       pending_.erase(it);  // rolled back: that position will never appear

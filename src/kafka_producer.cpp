@@ -197,8 +197,8 @@ void producer::impl::close() {
     // The owner flushed what it wanted delivered; what is left is abandoned
     // here and resent from the outbox by the next producer. Purging keeps
     // rd_kafka_destroy from waiting on records a dead broker will not ack.
-    auto e = rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
-                                           RD_KAFKA_PURGE_F_NON_BLOCKING);
+    auto e =
+        rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
       log::warn("kafka", "purge failed", {{"error", rd_kafka_err2str(e)}});
     }
@@ -246,7 +246,8 @@ void producer::impl::on_error(rd_kafka_t* rk, int err, const char* reason, void*
     return;
   }
   if (auto skipped = error_log_limit.admit(); skipped >= 0) {
-    log::warn("kafka", "producer error", {{"code", rd_kafka_err2name(code)}, {"error", reason}, {"suppressed", skipped}});
+    log::warn("kafka", "producer error",
+              {{"code", rd_kafka_err2name(code)}, {"error", reason}, {"suppressed", skipped}});
   }
 }
 

@@ -5,6 +5,9 @@
 #include "todo/dispatch.hpp"
 #include "todo/event_log.hpp"
 #include "todo/http_server.hpp"
+#include "todo/json.hpp"
+#include "todo/kafka.hpp"
+#include "todo/kafka_relay.hpp"
 #include "todo/jwt.hpp"
 #include "todo/log.hpp"
 #include "todo/metrics.hpp"
@@ -51,6 +54,8 @@ void usage() {
                "  todo-server [flags]                 run the service\n"
                "  todo-server token --user ID [--ttl 24h]\n"
                "                                      print an HS256 token signed with JWT_SECRET\n"
+               "  todo-server broker [--brokers N] [--control]\n"
+               "                                      run the embedded Kafka-protocol broker alone\n"
                "  todo-server --help | --version\n\n"
                "Every setting is an environment variable or the flag beside it:\n"
             << todo::config_help();
@@ -94,13 +99,14 @@ int token_command(const todo::environment& env, std::span<const std::string> arg
 
 // Migrations, then everything that reads the schema.
 asio::awaitable<void> apply_migrations(std::shared_ptr<todo::db::pool> db, std::atomic<bool>* ready,
-                                       todo::event_bus* bus) {
+                                       todo::event_bus* bus, todo::kafka_relay* relay) {
   asio::steady_timer backoff(co_await asio::this_coro::executor);
   auto delay = std::chrono::milliseconds(200);
   for (;;) {
     auto r = co_await todo::migrate(*db);
     if (r) {
       bus->start();
+      relay->start();
       ready->store(true);
       todo::log::info("main", "schema ready", {});
       co_return;
@@ -116,6 +122,15 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
   auto loaded = todo::load_config(env, args);
   if (!loaded.errors.empty()) {
     for (const auto& e : loaded.errors) {
+      std::cerr << "todo-server: " << e << "\n";
+    }
+    return 2;
+  }
+  std::vector<std::pair<std::string, std::string>> env_pairs(env.begin(), env.end());
+  auto kafka_properties = todo::kafka::passthrough(env_pairs);
+  auto kafka_errors = todo::kafka::validate(kafka_properties);
+  if (!kafka_errors.empty()) {
+    for (const auto& e : kafka_errors) {
       std::cerr << "todo-server: " << e << "\n";
     }
     return 2;
@@ -142,8 +157,36 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
                                    metrics);
   todo::router routes;
   std::atomic<bool> schema_ready{false};
-  todo::event_bus bus(ioc, db, metrics);
-  todo::app app{ioc, cfg, routes, db, metrics, bus, schema_ready};
+  todo::event_bus bus(ioc, db, metrics, {.poll_interval = cfg.kafka.poll_interval});
+  std::vector<todo::readiness_check> ready_checks;
+  todo::app app{ioc, cfg, routes, db, metrics, bus, schema_ready, ready_checks};
+
+  // Kafka: the embedded broker unless KAFKA_BROKERS names a cluster.
+  std::unique_ptr<todo::kafka::mock_cluster> embedded_broker;
+  todo::kafka::producer_config producer_cfg{.extra = kafka_properties};
+  if (cfg.kafka.embedded()) {
+    embedded_broker = std::make_unique<todo::kafka::mock_cluster>(
+        1, std::vector<todo::kafka::topic_spec>{{cfg.kafka.topic_task_events, 3},
+                                                {cfg.kafka.topic_reminders, 1},
+                                                {cfg.kafka.topic_task_updates, 3}});
+    producer_cfg.brokers = embedded_broker->bootstrap();
+    todo::log::info("main", "embedded kafka broker", {{"bootstrap", std::string_view(producer_cfg.brokers)}});
+  } else {
+    producer_cfg.brokers = cfg.kafka.brokers;
+  }
+  todo::kafka_relay relay(ioc, db, bus, producer_cfg,
+                          {.topic_task_events = cfg.kafka.topic_task_events,
+                           .topic_reminders = cfg.kafka.topic_reminders,
+                           .topic_task_updates = cfg.kafka.topic_task_updates},
+                          metrics);
+  ready_checks.push_back([&relay](todo::json::writer& w) {
+    auto s = relay.status();
+    // Only the relaying replica talks to Kafka; the others stand by.
+    bool ok = !s.leader || s.brokers_up;
+    w.key("kafka").value(!s.leader ? "standby" : (s.brokers_up ? "ok" : "down"));
+    w.key("kafka_lag").value(s.lag);
+    return ok;
+  });
   todo::install_ops_routes(app);
   todo::tasks::install(app);
   todo::activity::install(app);
@@ -164,7 +207,7 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
                   {{"address", std::string_view(cfg.http.bind_address)}, {"port", static_cast<int>(port)},
                    {"threads", cfg.threads}});
 
-  asio::co_spawn(asio::make_strand(ioc), apply_migrations(db, &schema_ready, &bus), [](std::exception_ptr e) {
+  asio::co_spawn(asio::make_strand(ioc), apply_migrations(db, &schema_ready, &bus, &relay), [](std::exception_ptr e) {
     if (e) {
       todo::log::error("main", "migration task failed", {});
     }
@@ -187,6 +230,9 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
   for (auto& t : workers) {
     t.join();
   }
+  // Off the I/O threads now: give librdkafka a bounded moment to deliver what
+  // it holds. Whatever it could not is resent after restart (same ids).
+  relay.flush(std::chrono::seconds(5));
   todo::log::info("main", "stopped", {});
   return 0;
 }
@@ -203,6 +249,9 @@ int main(int argc, char** argv) {
   if (!args.empty() && args[0] == "--version") {
     std::cout << "todo-server 0.1.0\n";
     return 0;
+  }
+  if (!args.empty() && args[0] == "broker") {
+    return todo::kafka::run_broker_command(std::vector<std::string>(args.begin() + 1, args.end()));
   }
   if (!args.empty() && args[0] == "token") {
     return token_command(env, std::span(args).subspan(1));

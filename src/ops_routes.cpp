@@ -12,7 +12,7 @@ boost::asio::awaitable<http::response> health(request_context) {
 }
 
 boost::asio::awaitable<http::response> ready(std::shared_ptr<db::pool> db, const std::atomic<bool>* schema,
-                                             request_context) {
+                                             const std::vector<readiness_check>* checks, request_context) {
   auto ping = co_await db->ping();
   bool pg_ok = static_cast<bool>(ping);
   bool schema_ok = schema->load();
@@ -20,8 +20,12 @@ boost::asio::awaitable<http::response> ready(std::shared_ptr<db::pool> db, const
   w.begin_object();
   w.key("postgres").value(pg_ok ? "ok" : "down");
   w.key("migrations").value(schema_ok ? "ok" : "pending");
+  bool others_ok = true;
+  for (const auto& check : *checks) {
+    others_ok = check(w) && others_ok;
+  }
   w.end_object();
-  auto res = http::json(pg_ok && schema_ok ? 200 : 503, w.take());
+  auto res = http::json(pg_ok && schema_ok && others_ok ? 200 : 503, w.take());
   if (res.status == 503) {
     res.set("retry-after", "1");
   }
@@ -41,8 +45,9 @@ void install_ops_routes(app& a) {
   auto db = a.db;
   const auto* schema = &a.schema_ready;
   const auto* m = &a.metrics;
+  const auto* checks = &a.ready_checks;
   a.routes.add(http::method::get, "/health", health, access::public_);
-  a.routes.add(http::method::get, "/ready", [db, schema](request_context c) { return ready(db, schema, std::move(c)); },
+  a.routes.add(http::method::get, "/ready", [db, schema, checks](request_context c) { return ready(db, schema, checks, std::move(c)); },
                access::public_);
   a.routes.add(http::method::get, "/metrics", [m](request_context c) { return metrics_text(m, std::move(c)); },
                access::public_);

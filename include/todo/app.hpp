@@ -1,7 +1,9 @@
 #pragma once
 // What main hands each module at install time: the shared machinery.
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <vector>
 
 namespace boost::asio {
 class io_context;
@@ -18,6 +20,12 @@ class pool;
 namespace metrics {
 class registry;
 }
+namespace json {
+class writer;
+}
+
+// One dependency in /ready: writes its fields, returns whether it is ready.
+using readiness_check = std::function<bool(json::writer&)>;
 
 struct app {
   boost::asio::io_context& io;
@@ -30,6 +38,8 @@ struct app {
   event_bus& bus;
   // False until migrations have been applied; /api answers 503 until then.
   std::atomic<bool>& schema_ready;
+  // Beyond PostgreSQL and migrations; filled before the server starts.
+  std::vector<readiness_check>& ready_checks;
 };
 
 // /health, /ready and /metrics.

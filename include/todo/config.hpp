@@ -35,6 +35,15 @@ struct auth_config {
   std::string jwt_public_key_pem;   // its contents, read at start
 };
 
+struct kafka_config {
+  std::string brokers;  // empty or "embedded": the in-process mock cluster
+  std::string topic_task_events = "task-events";
+  std::string topic_reminders = "reminders";
+  std::string topic_task_updates = "task-updates";
+  std::chrono::milliseconds poll_interval{100};  // how often the log is read for other replicas' commits
+  bool embedded() const { return brokers.empty() || brokers == "embedded"; }
+};
+
 struct limits_config {
   double user_rate = 100;   // requests a second per user; 0 = unlimited
   double user_burst = 200;  // bucket size
@@ -43,6 +52,7 @@ struct limits_config {
 struct config {
   http_config http;
   limits_config limits;
+  kafka_config kafka;
   db_config db;
   auth_config auth;
   log::level log_level = log::level::info;

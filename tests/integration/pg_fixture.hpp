@@ -11,7 +11,9 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <chrono>
 #include <cstdlib>
+#include <future>
 #include <stdexcept>
 #include <string>
 
@@ -25,12 +27,15 @@ inline std::string database_url() {
   return url;
 }
 
-// Runs one coroutine to completion on a private io_context.
+// Runs the io_context until the coroutine completes; other work on it (a
+// subscriber, a relay) keeps running alongside and is left pending.
 template <class T>
 T run(boost::asio::io_context& io, boost::asio::awaitable<T> a) {
   auto f = boost::asio::co_spawn(boost::asio::make_strand(io), std::move(a), boost::asio::use_future);
   io.restart();
-  io.run();
+  while (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+    io.run_one_for(std::chrono::milliseconds(10));
+  }
   return f.get();
 }
 

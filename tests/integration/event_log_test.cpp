@@ -1,0 +1,227 @@
+// The event log, its gap-safe reader and the in-process bus, against a real
+// PostgreSQL.
+#include "pg_fixture.hpp"
+
+#include "todo/errors.hpp"
+#include "todo/event_log.hpp"
+#include "todo/events.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <map>
+
+using namespace todo;
+namespace asio = boost::asio;
+
+namespace {
+
+const db::statement append_stmt{"it_append", "WITH changed AS (SELECT 1), " TODO_APPEND_EVENT_FROM("changed")};
+const db::statement begin_stmt{"it_ev_begin", "BEGIN"};
+const db::statement rollback_stmt{"it_ev_rollback", "ROLLBACK"};
+const db::statement commit_stmt{"it_ev_commit", "COMMIT"};
+const db::statement max_pos_stmt{"it_max_pos", "SELECT coalesce(max(pos), 0) FROM events"};
+
+db::query append(const std::string& user, const std::string& subject) {
+  return {&append_stmt,
+          {user, uuid::v7(), "com.todo.task.updated", subject, time::format(time::now()), "s", R"({"task":{}})"}};
+}
+
+asio::awaitable<boost::system::result<std::vector<db::rows>>> exec(std::shared_ptr<db::pool> p, std::vector<db::query> qs) {
+  co_return co_await p->execute(std::move(qs));
+}
+
+std::int64_t max_pos(test::pg_fixture& f) {
+  std::vector<db::query> qs;
+  qs.push_back({&max_pos_stmt, {}});
+  return test::run(f.io, exec(f.pool, std::move(qs))).value()[0].integer(0, 0);
+}
+
+void write(test::pg_fixture& f, const std::string& user, int n) {
+  for (int i = 0; i < n; ++i) {
+    std::vector<db::query> qs;
+    qs.push_back(append(user, "task-" + std::to_string(i)));
+    REQUIRE(test::run(f.io, exec(f.pool, std::move(qs))).has_value());
+  }
+}
+
+asio::awaitable<std::vector<event>> read_all(std::shared_ptr<log_reader> r) {
+  std::vector<event> out;
+  for (;;) {
+    auto batch = co_await r->next(100);
+    if (!batch || batch->empty()) {
+      co_return out;
+    }
+    for (auto& e : *batch) {
+      out.push_back(std::move(e));
+    }
+  }
+}
+
+// Runs the io_context until `done` or the deadline.
+template <class Pred>
+bool run_until(asio::io_context& io, Pred done, std::chrono::seconds limit = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  io.restart();
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(std::chrono::milliseconds(10));
+  }
+  return done();
+}
+
+}  // namespace
+
+TEST_CASE("appended events get gap-free per-user sequences", "[events]") {
+  test::pg_fixture f;
+  auto start = max_pos(f);
+  auto alice = test::pg_fixture::fresh_user();
+  auto bob = test::pg_fixture::fresh_user();
+  write(f, alice, 3);
+  write(f, bob, 2);
+  write(f, alice, 2);
+  auto reader = std::make_shared<log_reader>(f.pool, start);
+  auto events = test::run(f.io, read_all(reader));
+  std::map<std::string, std::vector<std::int64_t>> seqs;
+  for (const auto& e : events) {
+    seqs[e.user].push_back(e.seq);
+  }
+  CHECK(seqs[alice] == std::vector<std::int64_t>{1, 2, 3, 4, 5});
+  CHECK(seqs[bob] == std::vector<std::int64_t>{1, 2});
+}
+
+namespace {
+// Holds an uncommitted event in one transaction, commits another after it,
+// and reports what a reader sees at each step.
+asio::awaitable<std::string> reader_waits_for_uncommitted(std::shared_ptr<db::pool> p, std::int64_t start,
+                                                          bool commit_first) {
+  auto held = co_await p->acquire();
+  if (!held) {
+    co_return "acquire failed";
+  }
+  std::vector<db::query> open;
+  open.push_back({&begin_stmt, {}});
+  open.push_back(append("it-held-" + uuid::v7(), "held"));
+  auto opened = co_await held->execute(std::move(open));
+  if (!opened) {
+    co_return "begin failed";
+  }
+  std::vector<db::query> other;
+  other.push_back(append("it-other-" + uuid::v7(), "later"));
+  auto later = co_await p->execute(std::move(other));
+  if (!later) {
+    co_return "second write failed";
+  }
+  log_reader reader(p, start);
+  auto first = co_await reader.next(100);
+  if (!first || !first->empty()) {
+    co_return "the reader passed an uncommitted position";
+  }
+  std::vector<db::query> finish;
+  finish.push_back({commit_first ? &commit_stmt : &rollback_stmt, {}});
+  auto finished = co_await held->execute(std::move(finish));
+  if (!finished) {
+    co_return "finish failed";
+  }
+  std::vector<event> seen;
+  for (int i = 0; i < 50 && seen.size() < (commit_first ? 2u : 1u); ++i) {
+    auto batch = co_await reader.next(100);
+    if (batch) {
+      for (auto& e : *batch) {
+        seen.push_back(std::move(e));
+      }
+    }
+  }
+  if (commit_first) {
+    bool ok = seen.size() == 2 && seen[0].subject == "held" && seen[1].subject == "later";
+    co_return ok ? "ok" : "wrong order or count";
+  }
+  co_return seen.size() == 1 && seen[0].subject == "later" ? "ok" : "the rolled-back gap was never passed";
+}
+}  // namespace
+
+TEST_CASE("a reader never passes a position whose writer has not finished", "[events][gaps]") {
+  test::pg_fixture f({.size = 4});
+  SECTION("late commit: delivered first, in position order") {
+    CHECK(test::run(f.io, reader_waits_for_uncommitted(f.pool, max_pos(f), true)) == "ok");
+  }
+  SECTION("rollback: the hole is skipped once settled") {
+    CHECK(test::run(f.io, reader_waits_for_uncommitted(f.pool, max_pos(f), false)) == "ok");
+  }
+}
+
+namespace {
+struct recorder {
+  std::vector<event> seen;
+  int fail_next = 0;
+};
+
+asio::awaitable<boost::system::result<void>> record(std::shared_ptr<recorder> r, std::vector<event> batch) {
+  if (r->fail_next > 0) {
+    --r->fail_next;
+    co_return todo::make_error_code(todo::errc::unavailable);
+  }
+  for (auto& e : batch) {
+    r->seen.push_back(std::move(e));
+  }
+  co_return boost::system::result<void>{};
+}
+
+event_bus::handler recording(std::shared_ptr<recorder> r) {
+  return [r](std::vector<event> b) { return record(r, std::move(b)); };
+}
+
+const db::statement set_checkpoint{"it_set_checkpoint",
+                                   "INSERT INTO consumer_checkpoints (name, pos) VALUES ($1, $2)"};
+}  // namespace
+
+TEST_CASE("subscribers get every event once, in order, and resume from their checkpoint", "[events][bus]") {
+  test::pg_fixture f;
+  auto name = "it-sub-" + uuid::v7();
+  auto user = test::pg_fixture::fresh_user();
+  {
+    std::vector<db::query> qs;
+    qs.push_back({&set_checkpoint, {name, std::to_string(max_pos(f))}});
+    REQUIRE(test::run(f.io, exec(f.pool, std::move(qs))).has_value());
+  }
+  write(f, user, 5);
+
+  auto first = std::make_shared<recorder>();
+  first->fail_next = 1;  // the first batch fails and must come again
+  {
+    event_bus bus(f.io, f.pool, f.metrics, {.poll_interval = std::chrono::milliseconds(20)});
+    bus.subscribe(name, recording(first));
+    bus.start();
+    auto mine = [&] {
+      return std::count_if(first->seen.begin(), first->seen.end(), [&](const event& e) { return e.user == user; });
+    };
+    REQUIRE(run_until(f.io, [&] { return mine() == 5; }));
+    write(f, user, 2);
+    bus.notify();
+    REQUIRE(run_until(f.io, [&] { return mine() == 7; }));
+  }
+  std::vector<std::int64_t> seqs;
+  for (const auto& e : first->seen) {
+    if (e.user == user) {
+      seqs.push_back(e.seq);
+    }
+  }
+  CHECK(seqs == std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7});
+
+  // A new process: only what came after the checkpoint.
+  write(f, user, 1);
+  test::pg_fixture g;
+  auto second = std::make_shared<recorder>();
+  event_bus bus2(g.io, g.pool, g.metrics, {.poll_interval = std::chrono::milliseconds(20)});
+  bus2.subscribe(name, recording(second));
+  bus2.start();
+  REQUIRE(run_until(g.io, [&] {
+    return std::any_of(second->seen.begin(), second->seen.end(), [&](const event& e) { return e.user == user; });
+  }));
+  run_until(g.io, [] { return false; }, std::chrono::seconds(1));
+  std::vector<std::int64_t> resumed;
+  for (const auto& e : second->seen) {
+    if (e.user == user) {
+      resumed.push_back(e.seq);
+    }
+  }
+  CHECK(resumed == std::vector<std::int64_t>{8});
+}

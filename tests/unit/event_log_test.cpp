@@ -1,0 +1,91 @@
+#include "todo/event_log.hpp"
+#include "todo/events.hpp"
+#include "todo/json_parse.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <vector>
+
+using todo::gap_tracker;
+
+TEST_CASE("a reader consumes contiguous positions", "[events][gaps]") {
+  gap_tracker g;
+  std::vector<std::int64_t> p{1, 2, 3};
+  auto s = g.advance(0, p, 100, 110);
+  CHECK(s.usable == 3);
+  CHECK(s.position == 3);
+  CHECK(g.open_gaps() == 0);
+}
+
+TEST_CASE("a reader stops at a gap while its writer may still commit", "[events][gaps]") {
+  gap_tracker g;
+  std::vector<std::int64_t> p{1, 3, 4};
+  auto s = g.advance(0, p, 100, 110);
+  CHECK(s.usable == 1);
+  CHECK(s.position == 1);
+  CHECK(g.open_gaps() == 1);
+
+  // Same snapshot horizon: still cannot pass.
+  std::vector<std::int64_t> later{3, 4};
+  s = g.advance(1, later, 105, 112);
+  CHECK(s.usable == 0);
+  CHECK(s.position == 1);
+
+  // The late commit shows up: everything flows, in order.
+  std::vector<std::int64_t> filled{2, 3, 4};
+  s = g.advance(1, filled, 105, 112);
+  CHECK(s.usable == 3);
+  CHECK(s.position == 4);
+  CHECK(g.open_gaps() == 0);
+}
+
+TEST_CASE("a gap is skipped once every transaction that could fill it has ended", "[events][gaps]") {
+  gap_tracker g;
+  std::vector<std::int64_t> p{5, 7};
+  auto s = g.advance(4, p, 100, 110);  // 6 missing, first seen with xmax 110
+  CHECK(s.position == 5);
+  s = g.advance(5, std::vector<std::int64_t>{7}, 109, 120);  // a transaction below 110 still runs
+  CHECK(s.usable == 0);
+  s = g.advance(5, std::vector<std::int64_t>{7}, 110, 120);  // all below 110 ended: rolled back
+  CHECK(s.usable == 1);
+  CHECK(s.position == 7);
+  CHECK(g.open_gaps() == 0);
+}
+
+TEST_CASE("several missing positions are each settled", "[events][gaps]") {
+  gap_tracker g;
+  std::vector<std::int64_t> p{1, 4};
+  auto s = g.advance(0, p, 50, 60);
+  CHECK(s.position == 1);  // 2 recorded
+  s = g.advance(1, std::vector<std::int64_t>{4}, 60, 70);  // 2 settled, 3 newly seen
+  CHECK(s.position == 2);
+  CHECK(s.usable == 0);
+  s = g.advance(2, std::vector<std::int64_t>{4}, 70, 80);
+  CHECK(s.position == 4);
+  CHECK(s.usable == 1);
+}
+
+TEST_CASE("a CloudEvent carries every required attribute", "[events]") {
+  todo::event e;
+  e.user = "alice";
+  e.seq = 42;
+  e.id = "0192d5e4-7c1a-7b3e-9f55-3c1d2b4a5e6f";
+  e.type = "com.todo.task.created";
+  e.subject = "0192d5e4-7c1a-7b3e-9f55-3c1d2b4a5e60";
+  e.time = todo::time::from_unix_ms(1772470991123);
+  e.data = R"({"task":{"title":"x \"quoted\""},"changes":{}})";
+  auto text = todo::to_cloudevent(e);
+  auto parsed = todo::json::parse_body(text);
+  REQUIRE(parsed.error.empty());
+  auto root = parsed.root;
+  CHECK(std::string_view(root["specversion"]) == "1.0");
+  CHECK(std::string_view(root["id"]) == e.id);
+  CHECK(std::string_view(root["source"]) == "/todo-server");
+  CHECK(std::string_view(root["type"]) == e.type);
+  CHECK(std::string_view(root["subject"]) == e.subject);
+  CHECK(std::string_view(root["time"]) == "2026-03-02T17:03:11.123Z");
+  CHECK(std::string_view(root["datacontenttype"]) == "application/json");
+  CHECK(int64_t(root["sequence"]) == 42);
+  CHECK(std::string_view(root["userid"]) == "alice");
+  CHECK(std::string_view(root["data"]["task"]["title"]) == "x \"quoted\"");
+}
