@@ -99,6 +99,9 @@ void producer::impl::start(const producer_config& cfg) {
   // letting a later record of the same key overtake it on resend.
   set(conf.get(), "message.timeout.ms", "0");
   set(conf.get(), "linger.ms", "5");
+  // Small produce requests behind Nagle's algorithm wait for the peer's
+  // delayed ACK (tens of milliseconds on loopback).
+  set(conf.get(), "socket.nagle.disable", "true");
   // Logs become ops on the main queue too (see rd_kafka_set_log_queue below).
   set(conf.get(), "log.queue", "true");
   for (const auto& [name, value] : cfg.extra) {
