@@ -9,18 +9,6 @@ namespace todo::tasks {
 namespace {
 
 asio::awaitable<http::response> set_completed(state_ptr st, request_context ctx, bool completed) {
-  auto id = task_id(ctx);
-  if (!id) {
-    co_return not_found();
-  }
-  auto pre = read_if_match(ctx.req);
-  if (auto* bad = std::get_if<http::response>(&pre)) {
-    co_return std::move(*bad);
-  }
-  std::optional<precondition> cond;
-  if (auto* p = std::get_if<precondition>(&pre)) {
-    cond = *p;
-  }
   transition tr{
       .kind = completed ? "completed" : "reopened",
       .next = [completed](const task& t) -> std::optional<task> {
@@ -43,12 +31,7 @@ asio::awaitable<http::response> set_completed(state_ptr st, request_context ctx,
         return r;
       },
   };
-  // Named first: GCC 12 destroys a lambda converted to std::function inside
-  // a co_await expression twice.
-  idempotent_work work = [st, user = ctx.user, id = *id, cond, tr](std::optional<idempotency_key> key) {
-    return write_task(st, user, id, cond, std::move(key), tr);
-  };
-  co_return co_await run_idempotent(st->db, ctx, std::move(work));
+  co_return co_await run_transition(std::move(st), std::move(ctx), std::move(tr));
 }
 
 }  // namespace

@@ -1,10 +1,10 @@
 // POST /api/v1/tasks
 #include "handlers.hpp"
-#include "todo/event_log.hpp"
 #include "idempotency.hpp"
 #include "task_store.hpp"
 #include "validate.hpp"
 
+#include "todo/event_log.hpp"
 #include "todo/problem.hpp"
 #include "todo/uuid.hpp"
 

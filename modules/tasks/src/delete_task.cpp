@@ -1,69 +1,15 @@
 // DELETE /api/v1/tasks/{id}
 #include "handlers.hpp"
-#include "todo/event_log.hpp"
-#include "idempotency.hpp"
-#include "task_store.hpp"
-
-#include "todo/problem.hpp"
 
 namespace todo::tasks {
-namespace {
-
-asio::awaitable<boost::system::result<http::response>> remove_task(state_ptr st, std::string user, std::string id,
-                                                                   std::optional<precondition> pre,
-                                                                   std::optional<idempotency_key> key) {
-  for (int attempt = 0; attempt < 8; ++attempt) {
-    auto found = co_await store::find(*st->db, user, id);
-    if (!found) {
-      co_return found.error();
-    }
-    if (!*found) {
-      co_return not_found();
-    }
-    const task& current = **found;
-    if (pre && !pre->matches(current.version)) {
-      auto r = problem(errc::precondition_failed, "The task has changed; fetch it again and retry");
-      r.set("etag", etag(current));
-      co_return r;
-    }
-    auto answer = http::no_content(204);
-    // Named, not temporaries: GCC 12 miscompiles some temporaries that live
-    // across a co_await.
-    auto change = store::remove(current);
-    auto kept = key ? record(*key, answer) : std::vector<db::query>{};
-    auto applied = co_await commit(*st->db, std::move(change), std::move(kept));
-    if (!applied) {
-      co_return applied.error();
-    }
-    if (*applied) {
-      st->bus->notify();
-      co_return answer;
-    }
-  }
-  co_return problem(errc::unavailable, "The task is being changed concurrently; retry");
-}
-
-}  // namespace
 
 asio::awaitable<http::response> delete_task(state_ptr st, request_context ctx) {
-  auto id = task_id(ctx);
-  if (!id) {
-    co_return not_found();
-  }
-  auto pre = read_if_match(ctx.req);
-  if (auto* bad = std::get_if<http::response>(&pre)) {
-    co_return std::move(*bad);
-  }
-  std::optional<precondition> cond;
-  if (auto* p = std::get_if<precondition>(&pre)) {
-    cond = *p;
-  }
-  // Named first: GCC 12 destroys a lambda converted to std::function inside
-  // a co_await expression twice.
-  idempotent_work work = [st, user = ctx.user, id = *id, cond](std::optional<idempotency_key> key) {
-    return remove_task(st, user, id, cond, std::move(key));
+  transition tr{
+      .kind = "deleted",
+      .next = [](const task& t) -> std::optional<task> { return t; },
+      .answer = [](const task&) { return http::no_content(204); },
   };
-  co_return co_await run_idempotent(st->db, ctx, std::move(work));
+  co_return co_await run_transition(std::move(st), std::move(ctx), std::move(tr));
 }
 
 }  // namespace todo::tasks

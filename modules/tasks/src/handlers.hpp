@@ -73,8 +73,9 @@ struct idempotency_key;
 
 // How a request moves a task from its current state to the next.
 struct transition {
-  std::string kind;  // the event: "updated", "completed", "reopened"
-  // The new state, or nullopt when the request changes nothing.
+  std::string kind;  // the event: "updated", "completed", "reopened", "deleted"
+  // The new state, or nullopt when the request changes nothing. For
+  // "deleted", any value: the task as it is goes.
   std::function<std::optional<task>(const task&)> next;
   // The answer for the resulting (or unchanged) task.
   std::function<http::response(const task&)> answer;
@@ -85,5 +86,9 @@ struct transition {
 asio::awaitable<boost::system::result<http::response>> write_task(state_ptr st, std::string user, std::string id,
                                                                   std::optional<precondition> pre,
                                                                   std::optional<idempotency_key> key, transition tr);
+
+// The whole of a request on /api/v1/tasks/{id} that moves the task: the id,
+// If-Match, the Idempotency-Key, then write_task.
+asio::awaitable<http::response> run_transition(state_ptr st, request_context ctx, transition tr);
 
 }  // namespace todo::tasks

@@ -22,14 +22,6 @@ asio::awaitable<http::response> update_task(state_ptr st, request_context ctx) {
   if (!body.errors.empty()) {
     co_return validation_problem(body.errors);
   }
-  auto pre = read_if_match(ctx.req);
-  if (auto* bad = std::get_if<http::response>(&pre)) {
-    co_return std::move(*bad);
-  }
-  std::optional<precondition> cond;
-  if (auto* p = std::get_if<precondition>(&pre)) {
-    cond = *p;
-  }
   transition tr{
       .kind = "updated",
       .next = [patch = body.patch](const task& t) -> std::optional<task> {
@@ -38,12 +30,7 @@ asio::awaitable<http::response> update_task(state_ptr st, request_context ctx) {
       },
       .answer = [](const task& t) { return task_answer(200, t); },
   };
-  // Named first: GCC 12 destroys a lambda converted to std::function inside
-  // a co_await expression twice.
-  idempotent_work work = [st, user = ctx.user, id = *id, cond, tr](std::optional<idempotency_key> key) {
-    return write_task(st, user, id, cond, std::move(key), tr);
-  };
-  co_return co_await run_idempotent(st->db, ctx, std::move(work));
+  co_return co_await run_transition(std::move(st), std::move(ctx), std::move(tr));
 }
 
 }  // namespace todo::tasks

@@ -1,8 +1,8 @@
 #include "handlers.hpp"
-#include "todo/event_log.hpp"
 #include "idempotency.hpp"
 #include "task_store.hpp"
 
+#include "todo/event_log.hpp"
 #include "todo/problem.hpp"
 
 namespace todo::tasks {
@@ -31,12 +31,14 @@ asio::awaitable<boost::system::result<http::response>> write_task(state_ptr st, 
     if (!next) {
       co_return tr.answer(current);
     }
-    next->version = current.version + 1;
-    next->updated_at = std::max(time::now(), current.updated_at);
+    if (tr.kind != "deleted") {
+      next->version = current.version + 1;
+      next->updated_at = std::max(time::now(), current.updated_at);
+    }
     auto answer = tr.answer(*next);
     // Named, not temporaries: GCC 12 miscompiles some temporaries that live
     // across a co_await.
-    auto change = store::replace(current, *next, tr.kind);
+    auto change = tr.kind == "deleted" ? store::remove(current) : store::replace(current, *next, tr.kind);
     auto kept = key ? record(*key, answer) : std::vector<db::query>{};
     auto applied = co_await commit(*st->db, std::move(change), std::move(kept));
     if (!applied) {
@@ -48,6 +50,27 @@ asio::awaitable<boost::system::result<http::response>> write_task(state_ptr st, 
     }
   }
   co_return problem(errc::unavailable, "The task is being changed concurrently; retry");
+}
+
+asio::awaitable<http::response> run_transition(state_ptr st, request_context ctx, transition tr) {
+  auto id = task_id(ctx);
+  if (!id) {
+    co_return not_found();
+  }
+  auto pre = read_if_match(ctx.req);
+  if (auto* bad = std::get_if<http::response>(&pre)) {
+    co_return std::move(*bad);
+  }
+  std::optional<precondition> cond;
+  if (auto* p = std::get_if<precondition>(&pre)) {
+    cond = *p;
+  }
+  // Named first: GCC 12 destroys a lambda converted to std::function inside
+  // a co_await expression twice.
+  idempotent_work work = [st, user = ctx.user, id = *id, cond, tr](std::optional<idempotency_key> key) {
+    return write_task(st, user, id, cond, std::move(key), tr);
+  };
+  co_return co_await run_idempotent(st->db, ctx, std::move(work));
 }
 
 }  // namespace todo::tasks
