@@ -157,6 +157,16 @@ const std::vector<option>& options() {
        [](config& c, const std::string& v) -> std::string {
          return parse_rate(v, 1, 1e7, c.limits.user_burst) ? std::string{} : "must be a number from 1 to 10000000";
        }},
+      {"WS_MAX_PER_USER", "20", "WebSocket connections one user may hold (then 429)",
+       integer<std::size_t>(1, 100'000, [](config& c) -> std::size_t& { return c.websocket.max_per_user; })},
+      {"WS_MAX_CONNECTIONS", "10000", "WebSocket connections in all (then 429)",
+       integer<std::size_t>(1, 10'000'000, [](config& c) -> std::size_t& { return c.websocket.max_connections; })},
+      {"WS_SEND_QUEUE", "1024", "frames queued for one connection before it is closed as a slow consumer (1008)",
+       integer<std::size_t>(1, 1'000'000, [](config& c) -> std::size_t& { return c.websocket.send_queue; })},
+      {"WS_PING_INTERVAL", "20s", "how often the server pings each WebSocket",
+       duration([](config& c) -> std::chrono::milliseconds& { return c.websocket.ping_interval; }, std::chrono::milliseconds(10))},
+      {"WS_PONG_TIMEOUT", "60s", "a WebSocket that answered no ping for this long is closed",
+       duration([](config& c) -> std::chrono::milliseconds& { return c.websocket.pong_timeout; }, std::chrono::milliseconds(10))},
       {"HTTP_HEADER_TIMEOUT", "10s", "time allowed to send a request's headers",
        duration([](config& c) -> std::chrono::milliseconds& { return c.http.header_timeout; }, std::chrono::milliseconds(1))},
       {"HTTP_BODY_TIMEOUT", "30s", "time allowed to send a request's body",

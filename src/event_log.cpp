@@ -27,6 +27,15 @@ const db::statement read_stmt{
     "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, pg_snapshot_xmax(pg_current_snapshot())::text,"
     " pos, user_id, seq, id, type, subject, floor(extract(epoch FROM time) * 1000)::int8, summary, data"
     " FROM events WHERE pos > $1 ORDER BY pos LIMIT $2"};
+const db::statement user_events_stmt{
+    "events_user_after",
+    "SELECT pos, user_id, seq, id, type, subject, floor(extract(epoch FROM time) * 1000)::int8, summary, data"
+    " FROM events WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"};
+const db::statement user_bounds_stmt{
+    "events_user_bounds",
+    "SELECT coalesce((SELECT last_seq FROM user_sequences WHERE user_id = $1), 0),"
+    " coalesce((SELECT min(seq) FROM events WHERE user_id = $1), 0)"};
+const db::statement log_end_stmt{"events_end", "SELECT coalesce(max(pos), 0) FROM events"};
 const db::statement load_checkpoint_stmt{"checkpoint_load",
                                          "SELECT pos FROM consumer_checkpoints WHERE name = $1"};
 const db::statement save_checkpoint_stmt{
@@ -111,6 +120,40 @@ asio::awaitable<boost::system::result<std::vector<event>>> log_reader::next(int 
   co_return out;
 }
 
+asio::awaitable<boost::system::result<std::vector<event>>> user_events_after(db::pool& db, std::string user,
+                                                                            std::int64_t after, int limit) {
+  db::query q{&user_events_stmt, {std::move(user), std::to_string(after), std::to_string(limit)}};
+  auto r = co_await db.execute_one(std::move(q));
+  if (!r) {
+    co_return r.error();
+  }
+  std::vector<event> out;
+  out.reserve(static_cast<std::size_t>(r->size()));
+  for (int i = 0; i < r->size(); ++i) {
+    event e;
+    e.pos = r->integer(i, 0);
+    e.user = std::string(r->text(i, 1));
+    e.seq = r->integer(i, 2);
+    e.id = std::string(r->text(i, 3));
+    e.type = std::string(r->text(i, 4));
+    e.subject = std::string(r->text(i, 5));
+    e.time = time::from_unix_ms(r->integer(i, 6));
+    e.summary = std::string(r->text(i, 7));
+    e.data = std::string(r->text(i, 8));
+    out.push_back(std::move(e));
+  }
+  co_return out;
+}
+
+asio::awaitable<boost::system::result<user_log_bounds>> user_bounds(db::pool& db, std::string user) {
+  db::query q{&user_bounds_stmt, {std::move(user)}};
+  auto r = co_await db.execute_one(std::move(q));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return user_log_bounds{r->integer(0, 0), r->integer(0, 1)};
+}
+
 asio::awaitable<boost::system::result<std::int64_t>> load_checkpoint(db::pool& db, std::string name) {
   db::query q{&load_checkpoint_stmt, {std::move(name)}};
   auto r = co_await db.execute_one(std::move(q));
@@ -139,6 +182,7 @@ struct event_bus::impl {
   metrics::registry& metrics;
   bus_options opt;
   std::vector<std::pair<std::string, handler>> subscribers;
+  std::vector<std::pair<std::string, handler>> followers;
   std::mutex mu;
   std::set<std::shared_ptr<asio::steady_timer>> waiting;
 };
@@ -149,6 +193,8 @@ event_bus::event_bus(asio::io_context& io, std::shared_ptr<db::pool> db, metrics
 event_bus::~event_bus() = default;
 
 void event_bus::subscribe(std::string name, handler h) { impl_->subscribers.emplace_back(std::move(name), std::move(h)); }
+
+void event_bus::follow(std::string name, handler h) { impl_->followers.emplace_back(std::move(name), std::move(h)); }
 
 void event_bus::notify() {
   std::lock_guard lock(impl_->mu);
@@ -211,9 +257,43 @@ asio::awaitable<void> run_subscriber(event_bus* bus, std::shared_ptr<event_bus::
   }
 }
 
+asio::awaitable<void> run_follower(event_bus* bus, std::shared_ptr<event_bus::impl> st, std::string name,
+                                   event_bus::handler h) {
+  std::int64_t start = 0;
+  for (;;) {
+    db::query q{&log_end_stmt, {}};
+    auto end = co_await st->db->execute_one(std::move(q));
+    if (end) {
+      start = end->integer(0, 0);
+      break;
+    }
+    co_await bus->wait();
+  }
+  log_reader reader(st->db, start);
+  for (;;) {
+    auto batch = co_await reader.next(st->opt.batch);
+    if (!batch || batch->empty()) {
+      co_await bus->wait();
+      continue;
+    }
+    auto handled = co_await h(std::move(*batch));
+    if (!handled) {
+      log::warn("bus", "follower failed a batch", {{"follower", std::string_view(name)}});
+    }
+  }
+}
+
 }  // namespace
 
 void event_bus::start() {
+  for (auto& [name, h] : impl_->followers) {
+    asio::co_spawn(asio::make_strand(impl_->io), run_follower(this, impl_, name, h),
+                   [name = name](std::exception_ptr e) {
+                     if (e) {
+                       log::error("bus", "follower stopped", {{"follower", std::string_view(name)}});
+                     }
+                   });
+  }
   for (auto& [name, h] : impl_->subscribers) {
     asio::co_spawn(asio::make_strand(impl_->io), run_subscriber(this, impl_, name, h),
                    [name = name](std::exception_ptr e) {

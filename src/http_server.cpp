@@ -3,6 +3,8 @@
 #include "todo/dispatch.hpp"
 #include "todo/log.hpp"
 #include "todo/problem.hpp"
+#include "todo/websocket.hpp"
+#include "websocket_session.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -14,9 +16,11 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 
 #include <atomic>
 #include <map>
+#include <optional>
 #include <mutex>
 
 namespace todo {
@@ -40,7 +44,13 @@ struct http_server::state {
     asio::any_io_executor strand;
     beast::tcp_stream* stream;
     bool busy;
+    std::weak_ptr<ws::peer> websocket;  // set once upgraded
   };
+
+  std::string ws_path;
+  ws::handler* ws_handler = nullptr;
+  std::optional<ws::limits> ws_limits;
+  metrics::registry* ws_metrics = nullptr;
   mutable std::mutex mu;
   std::uint64_t next_id = 0;
   std::map<std::uint64_t, session_entry> sessions;
@@ -128,7 +138,7 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<http_server::s
   {
     std::lock_guard lock(st->mu);
     id = st->next_id++;
-    st->sessions[id] = {stream.get_executor(), &stream, false};
+    st->sessions[id] = {stream.get_executor(), &stream, false, {}};
   }
   beast::flat_buffer buffer;
   bool first = true;
@@ -185,6 +195,29 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<http_server::s
       break;
     }
     auto req = parser.release();
+    if (st->ws_handler != nullptr && beast::websocket::is_upgrade(req) &&
+        std::string_view(req.target()).substr(0, std::string_view(req.target()).find('?')) == st->ws_path) {
+      auto copy = req;
+      auto plain = to_plain(std::move(copy), remote);
+      auto verdict = st->ws_handler->admit(plain);
+      if (auto* refused = std::get_if<http::response>(&verdict)) {
+        co_await refuse(stream, std::move(*refused), version);
+        break;
+      }
+      auto on_open = [st, id](std::weak_ptr<ws::peer> p) {
+        std::lock_guard lock(st->mu);
+        if (auto it = st->sessions.find(id); it != st->sessions.end()) {
+          it->second.websocket = std::move(p);
+        }
+      };
+      std::function<void(std::weak_ptr<ws::peer>)> opened = on_open;
+      auto admitted = std::get<ws::admission>(std::move(verdict));
+      co_await ws::run_websocket(std::move(stream), std::move(req), *st->ws_handler, std::move(admitted),
+                                 *st->ws_limits, *st->ws_metrics, std::move(opened));
+      std::lock_guard lock(st->mu);
+      st->sessions.erase(id);
+      co_return;
+    }
     bool keep_alive = req.keep_alive();
     bool head = req.method() == bhttp::verb::head;
     stream.expires_never();
@@ -258,6 +291,13 @@ std::uint16_t http_server::start() {
   return st.acceptor.local_endpoint().port();
 }
 
+void http_server::serve_websocket(std::string path, ws::handler& h, const ws::limits& l, metrics::registry& m) {
+  state_->ws_path = std::move(path);
+  state_->ws_handler = &h;
+  state_->ws_limits = l;
+  state_->ws_metrics = &m;
+}
+
 std::size_t http_server::open_connections() const {
   std::lock_guard lock(state_->mu);
   return state_->sessions.size();
@@ -296,6 +336,10 @@ void http_server::drain(std::function<void()> done) {
   {
     std::lock_guard lock(st->mu);
     for (auto& [id, s] : st->sessions) {
+      if (auto p = s.websocket.lock()) {
+        p->close(ws::going_away, "server shutting down");
+        continue;
+      }
       if (s.busy) {
         continue;  // answers its request with Connection: close, then ends
       }

@@ -14,7 +14,9 @@
 #include "todo/migrations.hpp"
 #include "todo/rate_limit.hpp"
 #include "todo/router.hpp"
+#include "todo/websocket.hpp"
 #include "activity/activity.hpp"
+#include "sync/sync.hpp"
 #include "tasks/tasks.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -159,7 +161,7 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
   std::atomic<bool> schema_ready{false};
   todo::event_bus bus(ioc, db, metrics, {.poll_interval = cfg.kafka.poll_interval});
   std::vector<todo::readiness_check> ready_checks;
-  todo::app app{ioc, cfg, routes, db, metrics, bus, schema_ready, ready_checks};
+  todo::app app{ioc, cfg, routes, db, metrics, bus, schema_ready, ready_checks, *verifier, nullptr};
 
   // Kafka: the embedded broker unless KAFKA_BROKERS names a cluster.
   std::unique_ptr<todo::kafka::mock_cluster> embedded_broker;
@@ -190,11 +192,19 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
   todo::install_ops_routes(app);
   todo::tasks::install(app);
   todo::activity::install(app);
+  todo::sync::install(app);
 
   todo::dispatcher dispatch(routes, *verifier, metrics, &schema_ready);
   todo::rate_limiter user_limiter(cfg.limits.user_rate, cfg.limits.user_burst);
   dispatch.limit_users(&user_limiter);
   todo::http_server server(ioc, cfg.http, dispatch);
+  if (app.websocket) {
+    server.serve_websocket("/api/v1/ws", *app.websocket,
+                           {.max_queued_frames = cfg.websocket.send_queue,
+                            .ping_interval = cfg.websocket.ping_interval,
+                            .pong_timeout = cfg.websocket.pong_timeout},
+                           metrics);
+  }
   std::uint16_t port = 0;
   try {
     port = server.start();

@@ -23,6 +23,12 @@ class registry;
 namespace json {
 class writer;
 }
+namespace jwt {
+class verifier;
+}
+namespace ws {
+class handler;
+}
 
 // One dependency in /ready: writes its fields, returns whether it is ready.
 using readiness_check = std::function<bool(json::writer&)>;
@@ -40,6 +46,9 @@ struct app {
   std::atomic<bool>& schema_ready;
   // Beyond PostgreSQL and migrations; filled before the server starts.
   std::vector<readiness_check>& ready_checks;
+  const jwt::verifier& jwt;
+  // Set by the module that serves WebSocket upgrades of /api/v1/ws.
+  std::shared_ptr<ws::handler> websocket;
 };
 
 // /health, /ready and /metrics.

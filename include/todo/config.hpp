@@ -44,6 +44,14 @@ struct kafka_config {
   bool embedded() const { return brokers.empty() || brokers == "embedded"; }
 };
 
+struct websocket_config {
+  std::size_t max_per_user = 20;
+  std::size_t max_connections = 10'000;
+  std::size_t send_queue = 1024;  // frames; a connection behind by more is closed (1008)
+  std::chrono::milliseconds ping_interval{20'000};
+  std::chrono::milliseconds pong_timeout{60'000};
+};
+
 struct limits_config {
   double user_rate = 100;   // requests a second per user; 0 = unlimited
   double user_burst = 200;  // bucket size
@@ -53,6 +61,7 @@ struct config {
   http_config http;
   limits_config limits;
   kafka_config kafka;
+  websocket_config websocket;
   db_config db;
   auth_config auth;
   log::level log_level = log::level::info;

@@ -61,6 +61,15 @@ class log_reader {
   gap_tracker gaps_;
 };
 
+// One user's events after a sequence number, oldest first.
+boost::asio::awaitable<boost::system::result<std::vector<event>>> user_events_after(db::pool& db, std::string user,
+                                                                                    std::int64_t after, int limit);
+struct user_log_bounds {
+  std::int64_t last_seq = 0;   // the newest sequence number (0: none yet)
+  std::int64_t first_seq = 0;  // the oldest still retained (0: none retained)
+};
+boost::asio::awaitable<boost::system::result<user_log_bounds>> user_bounds(db::pool& db, std::string user);
+
 // Checkpoints, one row per consumer name.
 boost::asio::awaitable<boost::system::result<std::int64_t>> load_checkpoint(db::pool& db, std::string name);
 boost::asio::awaitable<boost::system::result<void>> save_checkpoint(db::pool& db, std::string name, std::int64_t pos);
@@ -84,6 +93,9 @@ class event_bus {
   // Before start(). A subscriber that has no checkpoint yet starts from the
   // beginning of the log.
   void subscribe(std::string name, handler h);
+  // A follower sees what is committed from now on, with no checkpoint: for
+  // views that rebuild themselves from the log (live WebSocket delivery).
+  void follow(std::string name, handler h);
   void start();
   // Wakes every subscriber now (and the Kafka relay, which waits here too).
   void notify();

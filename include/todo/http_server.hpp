@@ -15,6 +15,13 @@ class io_context;
 namespace todo {
 
 class dispatcher;
+namespace ws {
+class handler;
+struct limits;
+}
+namespace metrics {
+class registry;
+}
 
 class http_server {
  public:
@@ -29,6 +36,9 @@ class http_server {
   void drain(std::function<void()> done);
 
   std::size_t open_connections() const;
+
+  // Upgrades requests for `path` to WebSocket, handled by `h` (before start).
+  void serve_websocket(std::string path, ws::handler& h, const ws::limits& l, metrics::registry& m);
 
   struct state;
 

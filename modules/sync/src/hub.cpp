@@ -1,0 +1,294 @@
+#include "hub.hpp"
+
+#include "admission.hpp"
+
+#include "todo/db.hpp"
+#include "todo/event_log.hpp"
+#include "todo/json.hpp"
+#include "todo/json_parse.hpp"
+#include "todo/jwt.hpp"
+#include "todo/log.hpp"
+#include "todo/metrics.hpp"
+#include "todo/problem.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <algorithm>
+
+namespace todo::sync {
+namespace asio = boost::asio;
+
+namespace {
+constexpr int page = 500;
+constexpr std::size_t error_flood = 20;  // malformed frames within ten seconds, then 1008
+
+std::string reset_frame(std::int64_t last_seq) {
+  json::writer w;
+  w.begin_object().key("type").value("reset").key("last_seq").value(last_seq).end_object();
+  return w.take();
+}
+}  // namespace
+
+hub::hub(asio::io_context& io, std::shared_ptr<db::pool> db, const jwt::verifier& v, websocket_config cfg,
+         metrics::registry& m)
+    : io_(io),
+      db_(std::move(db)),
+      verifier_(v),
+      cfg_(cfg),
+      malformed_(m.get_counter("todo_ws_malformed_frames_total", "Client frames that were not a valid command")),
+      delivery_(m.get_histogram("todo_ws_delivery_seconds", "From commit to the frame queued for a socket")) {}
+
+std::size_t hub::connections() const {
+  std::lock_guard lock(mu_);
+  return conns_.size();
+}
+
+std::variant<ws::admission, http::response> hub::admit(const http::request& req) {
+  auto token = find_token(req);
+  if (!token) {
+    return problem(errc::unauthorized,
+                   "Send Authorization: Bearer <token>, ?access_token=<token> or the subprotocol bearer.<token>");
+  }
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+  auto claims = verifier_.verify(token->token, now.count());
+  if (!claims) {
+    auto r = problem(errc::unauthorized, "The token is invalid or expired");
+    r.headers.clear();
+    r.set("www-authenticate", "Bearer error=\"invalid_token\"");
+    return r;
+  }
+  std::lock_guard lock(mu_);
+  if (conns_.size() >= cfg_.max_connections) {
+    auto r = problem(errc::rate_limited, "The server holds as many WebSocket connections as it may");
+    r.set("retry-after", "5");
+    return r;
+  }
+  if (auto it = by_user_.find(claims->sub); it != by_user_.end() && it->second.size() >= cfg_.max_per_user) {
+    auto r = problem(errc::rate_limited, "This user holds as many WebSocket connections as it may");
+    r.set("retry-after", "5");
+    return r;
+  }
+  return ws::admission{claims->sub, claims->exp, token->subprotocol};
+}
+
+void hub::opened(const std::shared_ptr<ws::peer>& p, const ws::admission& a) {
+  std::lock_guard lock(mu_);
+  auto id = p->id();
+  conns_[id] = connection{p, a.user};
+  by_user_[a.user].push_back(id);
+  // The stream starts at the user's newest event; a resume moves it back.
+  start_catch_up(id);
+}
+
+void hub::closed(const std::shared_ptr<ws::peer>& p) {
+  std::lock_guard lock(mu_);
+  auto it = conns_.find(p->id());
+  if (it == conns_.end()) {
+    return;
+  }
+  auto& ids = by_user_[it->second.user];
+  std::erase(ids, p->id());
+  if (ids.empty()) {
+    by_user_.erase(it->second.user);
+  }
+  conns_.erase(it);
+}
+
+void hub::send_error(connection& c, std::string_view message) {
+  malformed_.inc();
+  auto now = std::chrono::steady_clock::now();
+  std::erase_if(c.errors, [&](auto t) { return now - t > std::chrono::seconds(10); });
+  c.errors.push_back(now);
+  if (c.errors.size() > error_flood) {
+    c.peer->close(ws::policy_violation, "too many malformed frames");
+    return;
+  }
+  json::writer w;
+  w.begin_object().key("type").value("error").key("message").value(message).end_object();
+  c.peer->send(w.take());
+}
+
+void hub::received(const std::shared_ptr<ws::peer>& p, std::string_view text) {
+  // Parse before taking the lock; the element borrows this thread's parser.
+  auto parsed = json::parse_body(text);
+  std::string type;
+  std::optional<std::int64_t> after;
+  if (parsed.error.empty()) {
+    std::string_view t;
+    std::int64_t n = 0;
+    if (parsed.root["type"].get(t) == simdjson::SUCCESS) {
+      type = std::string(t);
+    }
+    if (parsed.root["after"].get(n) == simdjson::SUCCESS && n >= 0) {
+      after = n;
+    }
+  }
+  std::lock_guard lock(mu_);
+  auto it = conns_.find(p->id());
+  if (it == conns_.end()) {
+    return;
+  }
+  auto& c = it->second;
+  if (!parsed.error.empty()) {
+    send_error(c, "frames must be JSON objects such as {\"type\":\"resume\",\"after\":41}");
+  } else if (type != "resume") {
+    send_error(c, "unknown type; the only command is {\"type\":\"resume\",\"after\":n}");
+  } else if (!after) {
+    send_error(c, "resume needs \"after\": a sequence number (0 or more)");
+  } else {
+    c.resume = *after;
+    start_catch_up(p->id());
+  }
+}
+
+void hub::start_catch_up(std::uint64_t id) {
+  auto& c = conns_.at(id);
+  if (c.catching_up) {
+    c.missed = true;
+    return;
+  }
+  c.catching_up = true;
+  // Posted, never dispatched: co_spawn may start the coroutine inline on this
+  // thread, and it takes mu_, which the caller holds.
+  asio::post(io_, [self = shared_from_this(), id] {
+    asio::co_spawn(asio::make_strand(self->io_), catch_up(self, id), [](std::exception_ptr e) {
+      if (e) {
+        log::error("sync", "catch-up failed", {});
+      }
+    });
+  });
+}
+
+// The catch-up loop's state changes happen in these plain functions: GCC 12
+// does not reliably run the destructor of a lock held in a coroutine frame.
+std::optional<hub::step> hub::next_step(std::uint64_t id) {
+  std::lock_guard lock(mu_);
+  auto it = conns_.find(id);
+  if (it == conns_.end()) {
+    return std::nullopt;
+  }
+  auto& c = it->second;
+  c.missed = false;
+  return step{c.user, c.last, c.last < 0 || c.resume.has_value()};
+}
+
+std::optional<std::int64_t> hub::apply_bounds(std::uint64_t id, const boost::system::result<user_log_bounds>& b) {
+  std::lock_guard lock(mu_);
+  auto it = conns_.find(id);
+  if (it == conns_.end()) {
+    return std::nullopt;
+  }
+  auto& c = it->second;
+  if (!b) {
+    c.peer->close(1011, "the event log is unavailable; reconnect and resume");
+    c.catching_up = false;
+    return std::nullopt;
+  }
+  if (c.resume) {
+    auto want = *c.resume;
+    c.resume.reset();
+    // Older than what the log retains, or ahead of it: start over.
+    bool pruned = b->first_seq == 0 ? want < b->last_seq : want + 1 < b->first_seq;
+    if (pruned || want > b->last_seq) {
+      c.peer->send(reset_frame(b->last_seq));
+      c.last = b->last_seq;
+    } else {
+      c.last = want;
+    }
+  } else if (c.last < 0) {
+    c.last = b->last_seq;
+  }
+  return c.last;
+}
+
+bool hub::apply_events(std::uint64_t id, const boost::system::result<std::vector<event>>& events) {
+  std::lock_guard lock(mu_);
+  auto it = conns_.find(id);
+  if (it == conns_.end()) {
+    return true;
+  }
+  auto& c = it->second;
+  if (!events) {
+    c.peer->close(1011, "the event log is unavailable; reconnect and resume");
+    c.catching_up = false;
+    return true;
+  }
+  if (c.resume) {
+    return false;  // a newer resume replaces this read
+  }
+  for (const auto& e : *events) {
+    if (e.seq == c.last + 1) {
+      c.peer->send(to_cloudevent(e));
+      c.last = e.seq;
+    }
+  }
+  if (static_cast<int>(events->size()) < page && !c.missed) {
+    c.catching_up = false;
+    return true;
+  }
+  return false;
+}
+
+asio::awaitable<void> hub::catch_up(std::shared_ptr<hub> self, std::uint64_t id) {
+  for (;;) {
+    auto st = self->next_step(id);
+    if (!st) {
+      co_return;
+    }
+    auto after = st->after;
+    if (st->need_bounds) {
+      auto bounds = co_await user_bounds(*self->db_, st->user);
+      auto applied = self->apply_bounds(id, bounds);
+      if (!applied) {
+        co_return;
+      }
+      after = *applied;
+    }
+    auto events = co_await user_events_after(*self->db_, st->user, after, page);
+    if (self->apply_events(id, events)) {
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<boost::system::result<void>> hub::deliver(std::vector<event> batch) {
+  deliver_now(batch);
+  co_return boost::system::result<void>{};
+}
+
+void hub::deliver_now(const std::vector<event>& batch) {
+  auto now = time::now();
+  std::lock_guard lock(mu_);
+  for (const auto& e : batch) {
+    auto users = by_user_.find(e.user);
+    if (users == by_user_.end()) {
+      continue;
+    }
+    std::string frame;
+    for (auto id : users->second) {
+      auto& c = conns_.at(id);
+      if (c.catching_up) {
+        c.missed = true;  // the catch-up loop reads it from the log
+        continue;
+      }
+      if (e.seq <= c.last) {
+        continue;  // already sent
+      }
+      if (e.seq > c.last + 1) {
+        start_catch_up(id);  // a gap: fill it from the log first
+        continue;
+      }
+      if (frame.empty()) {
+        frame = to_cloudevent(e);
+      }
+      c.peer->send(frame);
+      c.last = e.seq;
+      delivery_.observe(std::chrono::duration<double>(now - e.time).count());
+    }
+  }
+}
+
+}  // namespace todo::sync

@@ -1,0 +1,44 @@
+// The sync module: GET /api/v1/ws, and the log follower feeding the hub.
+#include "sync/sync.hpp"
+
+#include "hub.hpp"
+
+#include "todo/app.hpp"
+#include "todo/config.hpp"
+#include "todo/event_log.hpp"
+#include "todo/metrics.hpp"
+#include "todo/problem.hpp"
+#include "todo/router.hpp"
+
+namespace todo::sync {
+namespace {
+
+// Reached only without an Upgrade header: the HTTP server upgrades the rest.
+boost::asio::awaitable<http::response> not_an_upgrade(request_context) {
+  auto r = problem(errc::bad_request, "This route is a WebSocket: send Connection: Upgrade and Upgrade: websocket");
+  r.set("upgrade", "websocket");
+  co_return r;
+}
+
+}  // namespace
+
+void install(todo::app& a) {
+  auto h = std::make_shared<hub>(a.io, a.db, a.jwt, a.cfg.websocket, a.metrics);
+  a.routes.add(http::method::get, "/api/v1/ws", not_an_upgrade);
+  std::weak_ptr<hub> weak = h;
+  a.bus.follow("websocket", [weak](std::vector<event> batch) -> boost::asio::awaitable<boost::system::result<void>> {
+    if (auto self = weak.lock()) {
+      return self->deliver(std::move(batch));
+    }
+    return [](std::vector<event>) -> boost::asio::awaitable<boost::system::result<void>> {
+      co_return boost::system::result<void>{};
+    }({});
+  });
+  a.metrics.add_gauge("todo_ws_connections", "Open WebSocket connections", {}, [weak] {
+    auto self = weak.lock();
+    return self ? static_cast<double>(self->connections()) : 0.0;
+  });
+  a.websocket = h;
+}
+
+}  // namespace todo::sync

@@ -1,0 +1,241 @@
+#include "websocket_session.hpp"
+
+#include "todo/log.hpp"
+#include "todo/metrics.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <atomic>
+#include <deque>
+
+namespace todo::ws {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+std::atomic<std::uint64_t> next_id{1};
+
+// All members but the atomics are owned by the stream's strand: the read
+// loop, the writer and the timer run there, and send()/close() post there.
+class beast_peer final : public peer, public std::enable_shared_from_this<beast_peer> {
+ public:
+  using stream_type = websocket::stream<beast::tcp_stream>;
+
+  beast_peer(stream_type ws, limits l, metrics::registry& m)
+      : ws_(std::move(ws)),
+        limits_(l),
+        id_(next_id++),
+        frames_sent_(m.get_counter("todo_ws_frames_sent_total", "WebSocket frames sent")),
+        slow_closes_(m.get_counter("todo_ws_slow_consumer_closes_total",
+                                   "WebSocket connections closed because their send queue overflowed")) {}
+
+  bool send(std::string text) override {
+    if (closing_.load()) {
+      return false;
+    }
+    if (queued_.fetch_add(1) >= limits_.max_queued_frames) {
+      queued_.fetch_sub(1);
+      slow_closes_.inc();
+      close(policy_violation, "slow consumer: send queue full; reconnect and resume");
+      return false;
+    }
+    asio::post(ws_.get_executor(), [self = shared_from_this(), t = std::move(text)]() mutable {
+      self->queue_.push_back(std::move(t));
+      self->kick();
+    });
+    return true;
+  }
+
+  void close(std::uint16_t code, std::string reason) override {
+    bool expected = false;
+    if (!closing_.compare_exchange_strong(expected, true)) {
+      return;
+    }
+    asio::post(ws_.get_executor(), [self = shared_from_this(), code, r = std::move(reason)]() mutable {
+      self->close_code_ = code;
+      self->close_reason_ = std::move(r);
+      self->queued_ -= self->queue_.size();
+      self->queue_.clear();
+      self->close_requested_at_ = std::chrono::steady_clock::now();
+      self->kick();
+    });
+  }
+
+  std::uint64_t id() const override { return id_; }
+
+  stream_type& stream() { return ws_; }
+  const limits& lim() const { return limits_; }
+  void pong() { last_pong_ = std::chrono::steady_clock::now(); }
+
+  // The timer: pings, the pong deadline, token expiry, a stuck close.
+  asio::awaitable<void> watch(std::int64_t expires_at) {
+    auto self = shared_from_this();
+    asio::steady_timer t(ws_.get_executor());
+    last_pong_ = std::chrono::steady_clock::now();
+    while (!done_) {
+      t.expires_after(std::min<std::chrono::milliseconds>(limits_.ping_interval, std::chrono::milliseconds(1000)));
+      co_await t.async_wait(use_tuple);
+      auto now = std::chrono::steady_clock::now();
+      auto unix_now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+      if (done_) {
+        break;
+      }
+      if (close_code_ != 0 && now - close_requested_at_ > std::chrono::seconds(5)) {
+        abort();  // the peer does not read: no close frame can reach it
+        break;
+      }
+      if (now - last_pong_ > limits_.pong_timeout) {
+        log::info("ws", "no pong; closing", {{"connection", static_cast<std::int64_t>(id_)}});
+        abort();
+        break;
+      }
+      if (expires_at > 0 && unix_now >= expires_at) {
+        close(policy_violation, "token expired");
+      }
+      if (now - last_ping_ >= limits_.ping_interval) {
+        last_ping_ = now;
+        ping_due_ = true;
+        kick();
+      }
+    }
+  }
+
+  void finished() { done_ = true; }
+
+  void abort() {
+    done_ = true;
+    boost::system::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().close(ignored);
+  }
+
+ private:
+  void kick() {
+    if (writing_ || done_) {
+      return;
+    }
+    writing_ = true;
+    asio::co_spawn(ws_.get_executor(), write_loop(shared_from_this()), [](std::exception_ptr e) {
+      if (e) {
+        log::error("ws", "writer failed", {});
+      }
+    });
+  }
+
+  static asio::awaitable<void> write_loop(std::shared_ptr<beast_peer> self) {
+    auto& ws = self->ws_;
+    while (!self->done_) {
+      if (self->close_code_ != 0) {
+        websocket::close_reason reason(static_cast<websocket::close_code>(self->close_code_), self->close_reason_);
+        co_await ws.async_close(reason, use_tuple);
+        self->abort();
+        break;
+      }
+      if (self->ping_due_) {
+        self->ping_due_ = false;
+        auto [ec] = co_await ws.async_ping({}, use_tuple);
+        if (ec) {
+          self->abort();
+          break;
+        }
+        continue;
+      }
+      if (self->queue_.empty()) {
+        break;
+      }
+      std::string frame = std::move(self->queue_.front());
+      self->queue_.pop_front();
+      self->queued_.fetch_sub(1);
+      ws.text(true);
+      auto [ec, n] = co_await ws.async_write(asio::buffer(frame), use_tuple);
+      if (ec) {
+        self->abort();
+        break;
+      }
+      self->frames_sent_.inc();
+    }
+    self->writing_ = false;
+  }
+
+  stream_type ws_;
+  limits limits_;
+  std::uint64_t id_;
+  metrics::counter& frames_sent_;
+  metrics::counter& slow_closes_;
+  std::atomic<bool> closing_{false};
+  std::atomic<std::size_t> queued_{0};
+  std::deque<std::string> queue_;
+  bool writing_ = false;
+  bool ping_due_ = false;
+  bool done_ = false;
+  std::uint16_t close_code_ = 0;
+  std::string close_reason_;
+  std::chrono::steady_clock::time_point close_requested_at_{};
+  std::chrono::steady_clock::time_point last_pong_{};
+  std::chrono::steady_clock::time_point last_ping_{};
+};
+
+}  // namespace
+
+asio::awaitable<void> run_websocket(beast::tcp_stream stream, beast::http::request<beast::http::string_body> req,
+                                    handler& h, admission a, limits l, metrics::registry& m,
+                                    std::function<void(std::weak_ptr<peer>)> on_open) {
+  stream.expires_never();
+  beast_peer::stream_type ws(std::move(stream));
+  ws.set_option(websocket::stream_base::timeout{std::chrono::seconds(10), websocket::stream_base::none(), false});
+  ws.read_message_max(l.max_message_bytes);
+  auto sub = a.subprotocol;
+  ws.set_option(websocket::stream_base::decorator([sub](websocket::response_type& res) {
+    res.set(beast::http::field::server, "todo-server");
+    if (!sub.empty()) {
+      res.set(beast::http::field::sec_websocket_protocol, sub);
+    }
+  }));
+  auto [ec] = co_await ws.async_accept(req, use_tuple);
+  if (ec) {
+    co_return;
+  }
+  auto self = std::make_shared<beast_peer>(std::move(ws), l, m);
+  std::weak_ptr<beast_peer> weak = self;
+  self->stream().control_callback([weak](websocket::frame_type kind, beast::string_view) {
+    if (auto p = weak.lock(); p && kind == websocket::frame_type::pong) {
+      p->pong();
+    }
+  });
+  on_open(self);
+  h.opened(self, a);
+  asio::co_spawn(self->stream().get_executor(), self->watch(a.expires_at), [](std::exception_ptr) {});
+
+  beast::flat_buffer buffer;
+  for (;;) {
+    buffer.clear();
+    auto [rec, n] = co_await self->stream().async_read(buffer, use_tuple);
+    if (rec) {
+      // message_too_big: Beast has already closed with 1009.
+      break;
+    }
+    self->pong();  // any frame shows the client is alive
+    if (!self->stream().got_text()) {
+      self->send(R"({"type":"error","message":"send JSON text frames"})");
+      continue;
+    }
+    auto text = beast::buffers_to_string(buffer.data());
+    h.received(self, text);
+  }
+  self->finished();
+  h.closed(self);
+  self->abort();
+}
+
+}  // namespace todo::ws
