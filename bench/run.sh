@@ -20,12 +20,15 @@ read_id=$(curl -sf -X POST "$base/api/v1/tasks" -H "Authorization: Bearer $read_
   -H 'Content-Type: application/json' -d '{"title":"read me","tags":["a"]}' | jq -r .id)
 export BENCH_READ_TOKEN="$read_token" BENCH_READ_ID="$read_id"
 
+# A created event's data, as the server writes it.
+event_json='{"task":{"id":"x","title":"Water the plants","description":"","completed":false,"completed_at":null,"priority":"high","tags":["home","weekly"],"due_at":"2026-03-02T17:00:00Z","timezone":"UTC","recurrence":null,"series_id":null,"reminders":[],"version":1,"created_at":"2026-11-25T16:34:17.988Z","updated_at":"2026-11-25T16:34:17.988Z"},"changes":{}}'
+
 declare -a h_rps c_rps c_p99 r_rps r_p99 pc_tps pe_tps pr_tps c_bad r_bad
 for r in $(seq 1 "$repeats"); do
   read -r rps p99 bad < <(wrk_run "$base/health"); h_rps+=("$rps")
   read -r rps p99 bad < <(wrk_run -s "$here/create.lua" "$base"); c_rps+=("$rps"); c_p99+=("$p99"); c_bad+=("$bad")
   pc_tps+=("$(pgbench_run -f "$here/create.sql")")
-  pe_tps+=("$(pgbench_run -f "$here/create_event.sql")")
+  pe_tps+=("$(pgbench_run -D data="$event_json" -f "$here/create_event.sql")")
   read -r rps p99 bad < <(wrk_run -s "$here/read.lua" "$base"); r_rps+=("$rps"); r_p99+=("$p99"); r_bad+=("$bad")
   pr_tps+=("$(pgbench_run -D uid="bench-1" -D tid="$read_id" -f "$here/read.sql")")
 done

@@ -18,6 +18,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include <array>
 #include <atomic>
 #include <map>
 #include <optional>
@@ -128,6 +129,24 @@ asio::awaitable<void> refuse(beast::tcp_stream& stream, http::response res, unsi
   co_await bhttp::async_write(stream, msg, use_tuple);
 }
 
+// After refusing a body we did not read: stop sending, then read and drop
+// what the client is still sending for a moment, so that it reads our answer
+// instead of a connection reset.
+asio::awaitable<void> linger(beast::tcp_stream& stream) {
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.expires_after(std::chrono::seconds(2));
+  std::array<char, 16 * 1024> sink;
+  std::size_t total = 0;
+  while (total < 4 * max_body_bytes) {
+    auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), use_tuple);
+    if (ec) {
+      break;
+    }
+    total += n;
+  }
+}
+
 asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<http_server::state> st) {
   beast::tcp_stream stream(std::move(socket));
   boost::system::error_code ep_ec;
@@ -156,6 +175,7 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<http_server::s
       // Content-Length over the limit: refused before a byte of the body.
       auto res = problem(errc::payload_too_large, "The body must not exceed 1 MiB");
       co_await refuse(stream, std::move(res), 11);
+      co_await linger(stream);
       break;
     }
     if (ec == bhttp::error::header_limit) {
@@ -178,6 +198,7 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<http_server::s
     if (auto len = parser.content_length(); len && *len > max_body_bytes) {
       auto res = problem(errc::payload_too_large, "The body must not exceed 1 MiB");
       co_await refuse(stream, std::move(res), version);
+      co_await linger(stream);
       break;
     }
     if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
@@ -189,6 +210,7 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<http_server::s
     if (rec == bhttp::error::body_limit) {
       auto res = problem(errc::payload_too_large, "The body must not exceed 1 MiB");
       co_await refuse(stream, std::move(res), version);
+      co_await linger(stream);
       break;
     }
     if (rec) {

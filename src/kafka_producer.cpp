@@ -12,6 +12,7 @@
 #include <boost/asio/strand.hpp>
 
 #include <librdkafka/rdkafka.h>
+#include <simdjson.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -66,6 +67,7 @@ struct producer::impl : std::enable_shared_from_this<impl> {
 
   static void on_message(rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque);
   static void on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque);
+  static int on_stats(rd_kafka_t* rk, char* json, size_t len, void* opaque);
   static void on_log(const rd_kafka_t* rk, int level, const char* facility, const char* text);
 
   asio::strand<asio::io_context::executor_type> strand_;
@@ -109,6 +111,10 @@ void producer::impl::start(const producer_config& cfg) {
   }
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &impl::on_message);
   rd_kafka_conf_set_error_cb(conf.get(), &impl::on_error);
+  // Errors say when brokers go away, nothing says when they are back: the
+  // statistics (broker states, every second) do.
+  set(conf.get(), "statistics.interval.ms", "1000");
+  rd_kafka_conf_set_stats_cb(conf.get(), &impl::on_stats);
   rd_kafka_conf_set_log_cb(conf.get(), &impl::on_log);
   rd_kafka_conf_set_opaque(conf.get(), this);
 
@@ -252,6 +258,28 @@ void producer::impl::on_error(rd_kafka_t* rk, int err, const char* reason, void*
     log::warn("kafka", "producer error",
               {{"code", rd_kafka_err2name(code)}, {"error", reason}, {"suppressed", skipped}});
   }
+}
+
+int producer::impl::on_stats(rd_kafka_t*, char* json, size_t len, void* opaque) {
+  auto* self = static_cast<impl*>(opaque);
+  thread_local simdjson::dom::parser parser;
+  auto doc = parser.parse(json, len, true);
+  simdjson::dom::object brokers;
+  if (doc.error() != simdjson::SUCCESS || doc["brokers"].get(brokers) != simdjson::SUCCESS) {
+    return 0;
+  }
+  bool any_up = false;
+  for (auto b : brokers) {
+    std::int64_t node = -1;
+    std::string_view state;
+    // Bootstrap entries (nodeid -1) are not brokers of the cluster.
+    if (b.value["nodeid"].get(node) == simdjson::SUCCESS && node >= 0 &&
+        b.value["state"].get(state) == simdjson::SUCCESS && state == "UP") {
+      any_up = true;
+    }
+  }
+  self->up_.store(any_up);
+  return 0;  // librdkafka frees the JSON
 }
 
 void producer::impl::on_log(const rd_kafka_t*, int level, const char* facility, const char* text) {

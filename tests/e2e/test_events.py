@@ -825,14 +825,8 @@ class KafkaOutage(EventChecks):
                         "kafka_lag 0 after the restart")
         self.assertEqual(second.stop(), 0)
 
-    # BUG: /ready stays 503 {"kafka": "down"} after an idle outage ends. The
-    # producer's "brokers up" flag is cleared by librdkafka's transport errors
-    # but set again only by a successful delivery report
-    # (src/kafka_producer.cpp, producer::impl::on_message), so a replica with
-    # nothing to send stays "down" after the broker is back, however long it
-    # waits. On Kubernetes that takes quiet replicas out of the Service, and no
-    # traffic means no write that could ever clear it.
-    @unittest.expectedFailure
+    # Regression: "brokers up" once came back only with a delivery, so a
+    # replica with nothing to send stayed "down" after the broker returned.
     def test_ready_recovers_after_an_idle_outage(self):
         u = new_user("idle")
         self.write(u, ["before"])

@@ -1,5 +1,7 @@
 #include "activity_store.hpp"
 
+#include "todo/event_log.hpp"
+
 namespace todo::activity::store {
 namespace {
 
@@ -16,12 +18,6 @@ const db::statement activity_task_stmt{
     "activity_list_task",
     "SELECT " ACTIVITY_COLUMNS " FROM events WHERE user_id = $1 AND subject = $4 AND type LIKE 'com.todo.task.%'"
     " AND ($2::int8 IS NULL OR seq < $2::int8) ORDER BY seq DESC LIMIT $3"};
-const db::statement events_stmt{
-    "events_after",
-    "SELECT pos, user_id, seq, id, type, subject, floor(extract(epoch FROM time) * 1000)::int8, summary, data"
-    " FROM events WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"};
-const db::statement last_seq_stmt{"events_last_seq", "SELECT last_seq FROM user_sequences WHERE user_id = $1"};
-
 }  // namespace
 
 asio::awaitable<boost::system::result<std::vector<entry>>> activity(db::pool& db, activity_query q) {
@@ -45,30 +41,15 @@ asio::awaitable<boost::system::result<std::vector<entry>>> activity(db::pool& db
 
 asio::awaitable<boost::system::result<event_page>> events_after(db::pool& db, std::string user, std::int64_t after,
                                                                 int limit) {
-  std::vector<db::query> qs;
-  qs.push_back({&events_stmt, {user, std::to_string(after), std::to_string(limit)}});
-  qs.push_back({&last_seq_stmt, {user}});
-  auto r = co_await db.execute(std::move(qs));
-  if (!r) {
-    co_return r.error();
+  auto items = co_await user_events_after(db, user, after, limit);
+  if (!items) {
+    co_return items.error();
   }
-  event_page page;
-  const auto& rows = (*r)[0];
-  for (int i = 0; i < rows.size(); ++i) {
-    event e;
-    e.pos = rows.integer(i, 0);
-    e.user = std::string(rows.text(i, 1));
-    e.seq = rows.integer(i, 2);
-    e.id = std::string(rows.text(i, 3));
-    e.type = std::string(rows.text(i, 4));
-    e.subject = std::string(rows.text(i, 5));
-    e.time = time::from_unix_ms(rows.integer(i, 6));
-    e.summary = std::string(rows.text(i, 7));
-    e.data = std::string(rows.text(i, 8));
-    page.items.push_back(std::move(e));
+  auto bounds = co_await user_bounds(db, user);
+  if (!bounds) {
+    co_return bounds.error();
   }
-  page.last_seq = (*r)[1].size() == 0 ? 0 : (*r)[1].integer(0, 0);
-  co_return page;
+  co_return event_page{std::move(*items), bounds->last_seq};
 }
 
 }  // namespace todo::activity::store
