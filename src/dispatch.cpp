@@ -39,27 +39,6 @@ std::string_view jwt_reason(const boost::system::error_code& ec) {
   }
 }
 
-std::optional<std::string_view> bearer_token(const http::request& req) {
-  auto h = req.header_value("authorization");
-  if (!h || h->size() < 7) {
-    return std::nullopt;
-  }
-  auto scheme = h->substr(0, 7);
-  bool is_bearer = true;
-  for (std::size_t i = 0; i < 6; ++i) {
-    if (std::tolower(static_cast<unsigned char>(scheme[i])) != "bearer"[i]) {
-      is_bearer = false;
-    }
-  }
-  if (!is_bearer || scheme[6] != ' ') {
-    return std::nullopt;
-  }
-  auto token = h->substr(7);
-  while (!token.empty() && token.front() == ' ') {
-    token.remove_prefix(1);
-  }
-  return token;
-}
 
 std::int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -97,7 +76,7 @@ std::optional<http::response> dispatcher::screen(const http::request& req, const
   // user route elsewhere authenticates too, so its access flag holds.
   bool needs_user = req.path.starts_with("/api/") || (m.r != nullptr && m.r->acc == access::user);
   if (needs_user) {
-    auto token = bearer_token(req);
+    auto token = http::bearer_token(req);
     if (!token) {
       return problem(errc::unauthorized, "Send Authorization: Bearer <token>");
     }

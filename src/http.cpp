@@ -1,5 +1,7 @@
 #include "todo/http.hpp"
 
+#include <cctype>
+
 namespace todo::http {
 
 std::string_view to_string(method m) noexcept {
@@ -51,6 +53,36 @@ response no_content(unsigned status) {
   response r;
   r.status = status;
   return r;
+}
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+std::optional<std::string_view> bearer_token(const request& req) {
+  auto h = req.header_value("authorization");
+  if (!h || h->size() < 7) {
+    return std::nullopt;
+  }
+  for (std::size_t i = 0; i < 6; ++i) {
+    if (std::tolower(static_cast<unsigned char>((*h)[i])) != "bearer"[i]) {
+      return std::nullopt;
+    }
+  }
+  if ((*h)[6] != ' ') {
+    return std::nullopt;
+  }
+  auto token = trim_ows(h->substr(7));
+  if (token.empty()) {
+    return std::nullopt;
+  }
+  return token;
 }
 
 namespace {

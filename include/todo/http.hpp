@@ -43,6 +43,11 @@ struct response {
 response json(unsigned status, std::string body);
 response no_content(unsigned status = 204);
 
+// Without leading and trailing spaces and tabs (RFC 9110 "OWS").
+std::string_view trim_ows(std::string_view s);
+// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
+std::optional<std::string_view> bearer_token(const request& req);
+
 // Query string handling: application/x-www-form-urlencoded pairs, decoded.
 // Returns nullopt when a percent escape is malformed.
 std::optional<std::vector<std::pair<std::string, std::string>>> parse_query(std::string_view q);

@@ -22,22 +22,13 @@ std::vector<db::query> rollback() {
   return qs;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 }  // namespace
 
 std::optional<http::response> require_json(const http::request& req, bool merge_patch) {
   auto ct = req.header_value("content-type");
   std::string media;
   if (ct) {
-    for (char c : trim(ct->substr(0, ct->find(';')))) {
+    for (char c : http::trim_ows(ct->substr(0, ct->find(';')))) {
       media.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
     }
   }
@@ -68,7 +59,7 @@ std::variant<std::monostate, precondition, http::response> read_if_match(const h
   std::string_view rest = *h;
   while (!rest.empty()) {
     auto comma = rest.find(',');
-    auto item = trim(rest.substr(0, comma));
+    auto item = http::trim_ows(rest.substr(0, comma));
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
     if (item == "*") {
       p.any = true;
