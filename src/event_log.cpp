@@ -154,6 +154,15 @@ asio::awaitable<boost::system::result<user_log_bounds>> user_bounds(db::pool& db
   co_return user_log_bounds{r->integer(0, 0), r->integer(0, 1)};
 }
 
+asio::awaitable<boost::system::result<std::int64_t>> log_end(db::pool& db) {
+  db::query q{&log_end_stmt, {}};
+  auto r = co_await db.execute_one(std::move(q));
+  if (!r) {
+    co_return r.error();
+  }
+  co_return r->integer(0, 0);
+}
+
 asio::awaitable<boost::system::result<std::int64_t>> load_checkpoint(db::pool& db, std::string name) {
   db::query q{&load_checkpoint_stmt, {std::move(name)}};
   auto r = co_await db.execute_one(std::move(q));
@@ -182,7 +191,6 @@ struct event_bus::impl {
   metrics::registry& metrics;
   bus_options opt;
   std::vector<std::pair<std::string, handler>> subscribers;
-  std::vector<std::pair<std::string, handler>> followers;
   std::mutex mu;
   std::set<std::shared_ptr<asio::steady_timer>> waiting;
 };
@@ -194,7 +202,6 @@ event_bus::~event_bus() = default;
 
 void event_bus::subscribe(std::string name, handler h) { impl_->subscribers.emplace_back(std::move(name), std::move(h)); }
 
-void event_bus::follow(std::string name, handler h) { impl_->followers.emplace_back(std::move(name), std::move(h)); }
 
 void event_bus::notify() {
   std::lock_guard lock(impl_->mu);
@@ -257,43 +264,9 @@ asio::awaitable<void> run_subscriber(event_bus* bus, std::shared_ptr<event_bus::
   }
 }
 
-asio::awaitable<void> run_follower(event_bus* bus, std::shared_ptr<event_bus::impl> st, std::string name,
-                                   event_bus::handler h) {
-  std::int64_t start = 0;
-  for (;;) {
-    db::query q{&log_end_stmt, {}};
-    auto end = co_await st->db->execute_one(std::move(q));
-    if (end) {
-      start = end->integer(0, 0);
-      break;
-    }
-    co_await bus->wait();
-  }
-  log_reader reader(st->db, start);
-  for (;;) {
-    auto batch = co_await reader.next(st->opt.batch);
-    if (!batch || batch->empty()) {
-      co_await bus->wait();
-      continue;
-    }
-    auto handled = co_await h(std::move(*batch));
-    if (!handled) {
-      log::warn("bus", "follower failed a batch", {{"follower", std::string_view(name)}});
-    }
-  }
-}
-
 }  // namespace
 
 void event_bus::start() {
-  for (auto& [name, h] : impl_->followers) {
-    asio::co_spawn(asio::make_strand(impl_->io), run_follower(this, impl_, name, h),
-                   [name = name](std::exception_ptr e) {
-                     if (e) {
-                       log::error("bus", "follower stopped", {{"follower", std::string_view(name)}});
-                     }
-                   });
-  }
   for (auto& [name, h] : impl_->subscribers) {
     asio::co_spawn(asio::make_strand(impl_->io), run_subscriber(this, impl_, name, h),
                    [name = name](std::exception_ptr e) {

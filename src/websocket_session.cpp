@@ -72,6 +72,7 @@ class beast_peer final : public peer, public std::enable_shared_from_this<beast_
   }
 
   std::uint64_t id() const override { return id_; }
+  std::size_t queued() const override { return queued_.load(); }
 
   stream_type& stream() { return ws_; }
   const limits& lim() const { return limits_; }
@@ -202,8 +203,10 @@ asio::awaitable<void> run_websocket(beast::tcp_stream stream, beast::http::reque
       res.set(beast::http::field::sec_websocket_protocol, sub);
     }
   }));
+  co_await h.prepare(a);
   auto [ec] = co_await ws.async_accept(req, use_tuple);
   if (ec) {
+    h.abandoned(a);
     co_return;
   }
   auto self = std::make_shared<beast_peer>(std::move(ws), l, m);
@@ -227,7 +230,8 @@ asio::awaitable<void> run_websocket(beast::tcp_stream stream, beast::http::reque
     }
     self->pong();  // any frame shows the client is alive
     if (!self->stream().got_text()) {
-      self->send(R"({"type":"error","message":"send JSON text frames"})");
+      // Not a command either: answered and counted like any malformed frame.
+      h.received(self, std::string_view{});
       continue;
     }
     auto text = beast::buffers_to_string(buffer.data());

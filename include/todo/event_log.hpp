@@ -69,6 +69,8 @@ struct user_log_bounds {
   std::int64_t first_seq = 0;  // the oldest still retained (0: none retained)
 };
 boost::asio::awaitable<boost::system::result<user_log_bounds>> user_bounds(db::pool& db, std::string user);
+// The newest log position (0 when the log is empty).
+boost::asio::awaitable<boost::system::result<std::int64_t>> log_end(db::pool& db);
 
 // Checkpoints, one row per consumer name.
 boost::asio::awaitable<boost::system::result<std::int64_t>> load_checkpoint(db::pool& db, std::string name);
@@ -93,9 +95,6 @@ class event_bus {
   // Before start(). A subscriber that has no checkpoint yet starts from the
   // beginning of the log.
   void subscribe(std::string name, handler h);
-  // A follower sees what is committed from now on, with no checkpoint: for
-  // views that rebuild themselves from the log (live WebSocket delivery).
-  void follow(std::string name, handler h);
   void start();
   // Wakes every subscriber now (and the Kafka relay, which waits here too).
   void notify();

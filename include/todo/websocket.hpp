@@ -3,6 +3,8 @@
 // a module implements `handler`. Neither side sees the other's machinery.
 #include "todo/http.hpp"
 
+#include <boost/asio/awaitable.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -26,12 +28,15 @@ class peer {
   virtual bool send(std::string text) = 0;
   virtual void close(std::uint16_t code, std::string reason) = 0;
   virtual std::uint64_t id() const = 0;
+  // Frames queued and not yet written.
+  virtual std::size_t queued() const = 0;
 };
 
 struct admission {
   std::string user;
   std::int64_t expires_at = 0;  // Unix seconds: the connection closes (1008) then
   std::string subprotocol;      // echoed in the handshake when not empty
+  std::int64_t cursor = -1;     // the handler's own, handed back in opened()
 };
 
 class handler {
@@ -39,7 +44,11 @@ class handler {
   virtual ~handler() = default;
   // Before the upgrade: who it is, or the HTTP answer that refuses it.
   virtual std::variant<admission, http::response> admit(const http::request& req) = 0;
+  // After admit(), before the handshake is answered: may fill a.cursor.
+  virtual boost::asio::awaitable<void> prepare(admission& a) = 0;
   virtual void opened(const std::shared_ptr<peer>& p, const admission& a) = 0;
+  // The upgrade failed after admit(): release what admit() reserved.
+  virtual void abandoned(const admission& a) = 0;
   virtual void received(const std::shared_ptr<peer>& p, std::string_view text) = 0;
   virtual void closed(const std::shared_ptr<peer>& p) = 0;
 };

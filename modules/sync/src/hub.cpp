@@ -13,7 +13,11 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/strand.hpp>
 
 #include <algorithm>
@@ -60,26 +64,73 @@ std::variant<ws::admission, http::response> hub::admit(const http::request& req)
     r.set("www-authenticate", "Bearer error=\"invalid_token\"");
     return r;
   }
+  if (!following_.load()) {
+    return problem(errc::unavailable, "The server is starting; try again shortly");
+  }
   std::lock_guard lock(mu_);
-  if (conns_.size() >= cfg_.max_connections) {
+  if (conns_.size() + reserved_total_ >= cfg_.max_connections) {
     auto r = problem(errc::rate_limited, "The server holds as many WebSocket connections as it may");
     r.set("retry-after", "5");
     return r;
   }
-  if (auto it = by_user_.find(claims->sub); it != by_user_.end() && it->second.size() >= cfg_.max_per_user) {
+  std::size_t held = 0;
+  if (auto it = reserved_.find(claims->sub); it != reserved_.end()) {
+    held += it->second;
+  }
+  if (auto it = by_user_.find(claims->sub); it != by_user_.end()) {
+    held += it->second.size();
+  }
+  if (held >= cfg_.max_per_user) {
     auto r = problem(errc::rate_limited, "This user holds as many WebSocket connections as it may");
     r.set("retry-after", "5");
     return r;
   }
+  // Reserved until opened() or abandoned(), so concurrent upgrades cannot
+  // pass the limits between admission and the end of the handshake.
+  ++reserved_[claims->sub];
+  ++reserved_total_;
   return ws::admission{claims->sub, claims->exp, token->subprotocol};
+}
+
+boost::asio::awaitable<void> hub::prepare(ws::admission& a) {
+  // The stream starts after the user's newest event as of now, before the
+  // handshake is answered: anything committed after the client sees the 101
+  // is delivered. If the log cannot be read, opened() finds the start later.
+  auto bounds = co_await user_bounds(*db_, a.user);
+  if (bounds) {
+    a.cursor = bounds->last_seq;
+  }
+}
+
+void hub::release_reservation(const std::string& user) {
+  auto it = reserved_.find(user);
+  if (it == reserved_.end()) {
+    return;
+  }
+  if (it->second > 0) {
+    --it->second;
+    --reserved_total_;
+  }
+  if (it->second == 0) {
+    reserved_.erase(it);
+  }
+}
+
+void hub::abandoned(const ws::admission& a) {
+  std::lock_guard lock(mu_);
+  release_reservation(a.user);
 }
 
 void hub::opened(const std::shared_ptr<ws::peer>& p, const ws::admission& a) {
   std::lock_guard lock(mu_);
+  release_reservation(a.user);
   auto id = p->id();
-  conns_[id] = connection{p, a.user};
+  connection c{p, a.user};
+  c.last = a.cursor;  // -1: not known yet, found by the catch-up
+  conns_[id] = std::move(c);
   by_user_[a.user].push_back(id);
-  // The stream starts at the user's newest event; a resume moves it back.
+  // The stream starts after the user's newest event as of admission; a
+  // resume moves it.
   start_catch_up(id);
 }
 
@@ -172,7 +223,26 @@ std::optional<hub::step> hub::next_step(std::uint64_t id) {
   }
   auto& c = it->second;
   c.missed = false;
-  return step{c.user, c.last, c.last < 0 || c.resume.has_value()};
+  auto kind = c.resume ? start::resume : (c.last < 0 ? start::fresh : start::none);
+  return step{c.user, c.last, kind};
+}
+
+std::optional<std::int64_t> hub::apply_start(std::uint64_t id, const boost::system::result<user_log_bounds>& b) {
+  std::lock_guard lock(mu_);
+  auto it = conns_.find(id);
+  if (it == conns_.end()) {
+    return std::nullopt;
+  }
+  auto& c = it->second;
+  if (!b) {
+    c.peer->close(1011, "the event log is unavailable; reconnect and resume");
+    c.catching_up = false;
+    return std::nullopt;
+  }
+  if (c.last < 0 && !c.resume) {
+    c.last = b->last_seq;
+  }
+  return c.last;
 }
 
 std::optional<std::int64_t> hub::apply_bounds(std::uint64_t id, const boost::system::result<user_log_bounds>& b) {
@@ -204,22 +274,28 @@ std::optional<std::int64_t> hub::apply_bounds(std::uint64_t id, const boost::sys
   return c.last;
 }
 
-bool hub::apply_events(std::uint64_t id, const boost::system::result<std::vector<event>>& events) {
+hub::progress hub::apply_events(std::uint64_t id, const boost::system::result<std::vector<event>>& events) {
   std::lock_guard lock(mu_);
   auto it = conns_.find(id);
   if (it == conns_.end()) {
-    return true;
+    return progress::done;
   }
   auto& c = it->second;
   if (!events) {
     c.peer->close(1011, "the event log is unavailable; reconnect and resume");
     c.catching_up = false;
-    return true;
+    return progress::done;
   }
   if (c.resume) {
-    return false;  // a newer resume replaces this read
+    return progress::more;  // a newer resume replaces this read
   }
+  // Replay no faster than the client reads: a backlog must not look like a
+  // slow consumer.
+  auto room = std::max<std::size_t>(1, cfg_.send_queue / 2);
   for (const auto& e : *events) {
+    if (c.peer->queued() >= room) {
+      return progress::full;
+    }
     if (e.seq == c.last + 1) {
       c.peer->send(to_cloudevent(e));
       c.last = e.seq;
@@ -227,36 +303,66 @@ bool hub::apply_events(std::uint64_t id, const boost::system::result<std::vector
   }
   if (static_cast<int>(events->size()) < page && !c.missed) {
     c.catching_up = false;
-    return true;
+    return progress::done;
   }
-  return false;
+  return progress::more;
 }
 
 asio::awaitable<void> hub::catch_up(std::shared_ptr<hub> self, std::uint64_t id) {
+  asio::steady_timer backoff(co_await asio::this_coro::executor);
   for (;;) {
     auto st = self->next_step(id);
     if (!st) {
       co_return;
     }
     auto after = st->after;
-    if (st->need_bounds) {
+    if (st->kind == start::resume) {
       auto bounds = co_await user_bounds(*self->db_, st->user);
       auto applied = self->apply_bounds(id, bounds);
       if (!applied) {
         co_return;
       }
       after = *applied;
+    } else if (st->kind == start::fresh) {
+      auto bounds = co_await user_bounds(*self->db_, st->user);
+      auto applied = self->apply_start(id, bounds);
+      if (!applied) {
+        co_return;
+      }
+      after = *applied;
     }
     auto events = co_await user_events_after(*self->db_, st->user, after, page);
-    if (self->apply_events(id, events)) {
+    auto p = self->apply_events(id, events);
+    if (p == progress::done) {
       co_return;
+    }
+    if (p == progress::full) {
+      backoff.expires_after(std::chrono::milliseconds(10));
+      co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
     }
   }
 }
 
-asio::awaitable<boost::system::result<void>> hub::deliver(std::vector<event> batch) {
-  deliver_now(batch);
-  co_return boost::system::result<void>{};
+asio::awaitable<void> hub::follow(std::shared_ptr<hub> self, event_bus* bus) {
+  std::int64_t start_pos = 0;
+  for (;;) {
+    auto end = co_await log_end(*self->db_);
+    if (end) {
+      start_pos = *end;
+      break;
+    }
+    co_await bus->wait();
+  }
+  log_reader reader(self->db_, start_pos);
+  self->following_ = true;
+  for (;;) {
+    auto batch = co_await reader.next(page);
+    if (!batch || batch->empty()) {
+      co_await bus->wait();
+      continue;
+    }
+    self->deliver_now(*batch);
+  }
 }
 
 void hub::deliver_now(const std::vector<event>& batch) {

@@ -11,6 +11,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/result.hpp>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -21,6 +22,7 @@ class io_context;
 }
 
 namespace todo {
+class event_bus;
 namespace db {
 class pool;
 }
@@ -43,18 +45,20 @@ class hub final : public ws::handler, public std::enable_shared_from_this<hub> {
 
   std::variant<ws::admission, http::response> admit(const http::request& req) override;
   void opened(const std::shared_ptr<ws::peer>& p, const ws::admission& a) override;
+  boost::asio::awaitable<void> prepare(ws::admission& a) override;
+  void abandoned(const ws::admission& a) override;
   void received(const std::shared_ptr<ws::peer>& p, std::string_view text) override;
   void closed(const std::shared_ptr<ws::peer>& p) override;
 
-  // From the log follower, in log order.
-  boost::asio::awaitable<boost::system::result<void>> deliver(std::vector<event> batch);
+  // Follows the log from its end, delivering each batch (runs forever).
+  static boost::asio::awaitable<void> follow(std::shared_ptr<hub> self, event_bus* bus);
 
   std::size_t connections() const;
 
   struct connection {
     std::shared_ptr<ws::peer> peer;
     std::string user;
-    std::int64_t last = -1;                 // last sequence sent; -1 until the head is known
+    std::int64_t last = -1;                 // last sequence sent; -1 until the start is known
     std::optional<std::int64_t> resume;     // a resume waiting for the catch-up loop
     bool catching_up = false;
     bool missed = false;                    // a live event arrived during catch-up
@@ -62,16 +66,20 @@ class hub final : public ws::handler, public std::enable_shared_from_this<hub> {
   };
 
  private:
+  enum class start { none, fresh, resume };
   struct step {
     std::string user;
     std::int64_t after;
-    bool need_bounds;
+    start kind;
   };
+  void release_reservation(const std::string& user);  // with mu_ held
   void deliver_now(const std::vector<event>& batch);
   void start_catch_up(std::uint64_t id);  // with mu_ held
   std::optional<step> next_step(std::uint64_t id);
   std::optional<std::int64_t> apply_bounds(std::uint64_t id, const boost::system::result<user_log_bounds>& b);
-  bool apply_events(std::uint64_t id, const boost::system::result<std::vector<event>>& events);
+  std::optional<std::int64_t> apply_start(std::uint64_t id, const boost::system::result<user_log_bounds>& b);
+  enum class progress { done, more, full };
+  progress apply_events(std::uint64_t id, const boost::system::result<std::vector<event>>& events);
   static boost::asio::awaitable<void> catch_up(std::shared_ptr<hub> self, std::uint64_t id);
   void send_error(connection& c, std::string_view message);
 
@@ -84,6 +92,11 @@ class hub final : public ws::handler, public std::enable_shared_from_this<hub> {
   mutable std::mutex mu_;
   std::unordered_map<std::uint64_t, connection> conns_;
   std::unordered_map<std::string, std::vector<std::uint64_t>> by_user_;
+  // Admitted upgrades not yet open: counted against the limits.
+  std::unordered_map<std::string, std::size_t> reserved_;
+  std::size_t reserved_total_ = 0;
+  // True once the log follower knows where the log ends.
+  std::atomic<bool> following_{false};
 };
 
 }  // namespace todo::sync

@@ -3,9 +3,14 @@
 
 #include "hub.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
+
 #include "todo/app.hpp"
 #include "todo/config.hpp"
 #include "todo/event_log.hpp"
+#include "todo/log.hpp"
 #include "todo/metrics.hpp"
 #include "todo/problem.hpp"
 #include "todo/router.hpp"
@@ -26,13 +31,10 @@ void install(todo::app& a) {
   auto h = std::make_shared<hub>(a.io, a.db, a.jwt, a.cfg.websocket, a.metrics);
   a.routes.add(http::method::get, "/api/v1/ws", not_an_upgrade);
   std::weak_ptr<hub> weak = h;
-  a.bus.follow("websocket", [weak](std::vector<event> batch) -> boost::asio::awaitable<boost::system::result<void>> {
-    if (auto self = weak.lock()) {
-      return self->deliver(std::move(batch));
+  boost::asio::co_spawn(boost::asio::make_strand(a.io), hub::follow(h, &a.bus), [](std::exception_ptr e) {
+    if (e) {
+      log::error("sync", "log follower stopped", {});
     }
-    return [](std::vector<event>) -> boost::asio::awaitable<boost::system::result<void>> {
-      co_return boost::system::result<void>{};
-    }({});
   });
   a.metrics.add_gauge("todo_ws_connections", "Open WebSocket connections", {}, [weak] {
     auto self = weak.lock();
