@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# WebSocket benchmarks: commit -> frame latency with many sockets at a
+# steady write rate, fan-out of one change to many sockets of one user, and
+# memory per idle socket. Loopback only; bounded in time. The client is one
+# Python process (python3-websockets) on the same 2 cores, so its own
+# processing time is part of every latency figure.
+#
+# usage: bench/websocket.sh [sockets=1000] [idle=10000]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+sockets=${1:-1000}
+idle=${2:-10000}
+secs=10
+conc=1
+. "$here/common.sh"
+# Both processes hold one descriptor per socket.
+ulimit -n "$(ulimit -Hn)"
+max_idle=$(( $(ulimit -n) - sockets - 200 ))
+if [ "$idle" -gt "$max_idle" ]; then
+  echo "open-file limit $(ulimit -n): measuring $max_idle idle sockets instead of $idle" >&2
+  idle=$max_idle
+fi
+export WS_MAX_PER_USER=$((idle + sockets)) WS_MAX_CONNECTIONS=$((idle + sockets + 100))
+
+port=$(free_port)
+start_server "$port"
+steady=$(/usr/bin/python3 "$here/websocket.py" "$port" "$work/tokens" steady "$sockets" 100 100 10)
+fanout=$(/usr/bin/python3 "$here/websocket.py" "$port" "$work/tokens" fanout "$sockets" 20)
+
+rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
+coproc IDLE { /usr/bin/python3 "$here/websocket.py" "$port" "$work/tokens" idle "$idle"; }
+read -r opened <&"${IDLE[0]}"
+sleep 1
+rss_after=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
+exec {IDLE[1]}>&-
+wait "$IDLE_PID" || true
+stop_server
+
+cat <<EOT
+Run: bench/websocket.sh $sockets $idle on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ).
+
+| measure | result |
+|---|---|
+| $sockets sockets over 100 users, 100 writes/s for 10 s | $steady |
+| one change fanned out to $sockets sockets of one user (20 changes) | $fanout |
+| memory per idle socket | $(( (rss_after - rss_before) / idle )) KiB ($idle sockets: RSS $((rss_before / 1024)) MiB -> $((rss_after / 1024)) MiB; $opened) |
+EOT
