@@ -33,7 +33,7 @@ inline constexpr std::string_view cloudevents_content_type = "application/cloude
 // $1 user, $2 event id, $3 type, $4 subject, $5 time, $6 summary, $7 data.
 // The per-user sequence row is locked before the event gets its position,
 // so one user's events have increasing positions in commit order.
-#define TODO_APPEND_EVENT_FROM(changed)                                                                          \
+#define APPEND_EVENT_FROM(changed)                                                                          \
   "seq_row AS (INSERT INTO user_sequences (user_id, last_seq) SELECT $1, 1 FROM " changed                       \
   " ON CONFLICT (user_id) DO UPDATE SET last_seq = user_sequences.last_seq + 1 RETURNING last_seq)"           \
   " INSERT INTO events (user_id, seq, id, type, subject, time, summary, data)"                                 \

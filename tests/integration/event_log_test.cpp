@@ -15,7 +15,7 @@ namespace asio = boost::asio;
 
 namespace {
 
-const db::statement append_stmt{"it_append", "WITH changed AS (SELECT 1), " TODO_APPEND_EVENT_FROM("changed")};
+const db::statement append_stmt{"it_append", "WITH changed AS (SELECT 1), " APPEND_EVENT_FROM("changed")};
 const db::statement begin_stmt{"it_ev_begin", "BEGIN"};
 const db::statement rollback_stmt{"it_ev_rollback", "ROLLBACK"};
 const db::statement commit_stmt{"it_ev_commit", "COMMIT"};

@@ -57,7 +57,10 @@ TEST_CASE("uuid::v7 carries the Unix time in milliseconds", "[uuid]") {
 TEST_CASE("uuid::v7 ids sort by creation time", "[uuid]") {
   std::string prev = todo::uuid::v7();
   for (int i = 0; i < 5; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    // The next id in a later millisecond: wait for the clock to move on.
+    auto start = unix_ms();
+    while (unix_ms() <= start) {
+    }
     auto next = todo::uuid::v7();
     INFO(prev << " < " << next);
     CHECK(prev < next);

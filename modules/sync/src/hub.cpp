@@ -227,24 +227,6 @@ std::optional<hub::step> hub::next_step(std::uint64_t id) {
   return step{c.user, c.last, kind};
 }
 
-std::optional<std::int64_t> hub::apply_start(std::uint64_t id, const boost::system::result<user_log_bounds>& b) {
-  std::lock_guard lock(mu_);
-  auto it = conns_.find(id);
-  if (it == conns_.end()) {
-    return std::nullopt;
-  }
-  auto& c = it->second;
-  if (!b) {
-    c.peer->close(1011, "the event log is unavailable; reconnect and resume");
-    c.catching_up = false;
-    return std::nullopt;
-  }
-  if (c.last < 0 && !c.resume) {
-    c.last = b->last_seq;
-  }
-  return c.last;
-}
-
 std::optional<std::int64_t> hub::apply_bounds(std::uint64_t id, const boost::system::result<user_log_bounds>& b) {
   std::lock_guard lock(mu_);
   auto it = conns_.find(id);
@@ -316,16 +298,10 @@ asio::awaitable<void> hub::catch_up(std::shared_ptr<hub> self, std::uint64_t id)
       co_return;
     }
     auto after = st->after;
-    if (st->kind == start::resume) {
+    if (st->kind != start::none) {
+      // A resume, or a start the handshake could not fix: the log's bounds.
       auto bounds = co_await user_bounds(*self->db_, st->user);
       auto applied = self->apply_bounds(id, bounds);
-      if (!applied) {
-        co_return;
-      }
-      after = *applied;
-    } else if (st->kind == start::fresh) {
-      auto bounds = co_await user_bounds(*self->db_, st->user);
-      auto applied = self->apply_start(id, bounds);
       if (!applied) {
         co_return;
       }

@@ -77,7 +77,6 @@ class hub final : public ws::handler, public std::enable_shared_from_this<hub> {
   void start_catch_up(std::uint64_t id);  // with mu_ held
   std::optional<step> next_step(std::uint64_t id);
   std::optional<std::int64_t> apply_bounds(std::uint64_t id, const boost::system::result<user_log_bounds>& b);
-  std::optional<std::int64_t> apply_start(std::uint64_t id, const boost::system::result<user_log_bounds>& b);
   enum class progress { done, more, full };
   progress apply_events(std::uint64_t id, const boost::system::result<std::vector<event>>& events);
   static boost::asio::awaitable<void> catch_up(std::shared_ptr<hub> self, std::uint64_t id);

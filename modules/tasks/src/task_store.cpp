@@ -28,18 +28,18 @@ const db::statement insert_stmt{
     "WITH changed AS (INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, tags,"
     " due_at, timezone, series_id, version, created_at, updated_at)"
     " VALUES ($8, $1, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING id), "
-    TODO_APPEND_EVENT_FROM("changed")};
+    APPEND_EVENT_FROM("changed")};
 
 const db::statement replace_stmt{
     "tasks_replace",
     "WITH changed AS (UPDATE tasks SET title = $9, description = $10, completed = $11, completed_at = $12,"
     " priority = $13, tags = $14, due_at = $15, timezone = $16, version = $17, updated_at = $18"
-    " WHERE user_id = $1 AND id = $8 AND version = $19 RETURNING id), " TODO_APPEND_EVENT_FROM("changed")};
+    " WHERE user_id = $1 AND id = $8 AND version = $19 RETURNING id), " APPEND_EVENT_FROM("changed")};
 
 const db::statement delete_stmt{
     "tasks_delete",
     "WITH changed AS (DELETE FROM tasks WHERE user_id = $1 AND id = $8 AND version = $9 RETURNING id), "
-    TODO_APPEND_EVENT_FROM("changed")};
+    APPEND_EVENT_FROM("changed")};
 
 db::param stamp(const std::optional<time::ms>& t) {
   return t ? db::param(time::format(*t)) : std::nullopt;
