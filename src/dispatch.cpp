@@ -27,17 +27,6 @@ bool acceptable_request_id(std::string_view id) {
   return true;
 }
 
-std::string_view jwt_reason(const boost::system::error_code& ec) {
-  switch (static_cast<jwt::errc>(ec.value())) {
-    case jwt::errc::expired: return "The token has expired";
-    case jwt::errc::not_yet_valid: return "The token is not valid yet";
-    case jwt::errc::missing_exp: return "The token has no exp claim";
-    case jwt::errc::bad_subject: return "The token's sub claim must be a string of 1 to 128 bytes";
-    case jwt::errc::unsupported_algorithm: return "The token's algorithm is not accepted (HS256 or RS256)";
-    case jwt::errc::no_key_for_algorithm: return "The token's algorithm is not configured on this server";
-    default: return "The token is malformed or its signature is invalid";
-  }
-}
 
 
 std::int64_t steady_ms() {
@@ -61,10 +50,7 @@ dispatcher::dispatcher(const router& r, const jwt::verifier& v, metrics::registr
 std::variant<std::string, http::response> dispatcher::authenticate(std::string_view token) const {
   auto claims = verifier_.verify(token, clock_());
   if (!claims) {
-    auto r = problem(errc::unauthorized, jwt_reason(claims.error()));
-    r.headers.clear();
-    r.set("www-authenticate", "Bearer error=\"invalid_token\"");
-    return r;
+    return token_refused(claims.error());
   }
   return std::move(claims->sub);
 }

@@ -22,15 +22,16 @@ namespace asio = boost::asio;
 
 namespace {
 
+#define EVENT_COLUMNS \
+  "pos, user_id, seq, id, type, subject, floor(extract(epoch FROM time) * 1000)::int8, summary, data"
+
 const db::statement read_stmt{
     "events_read",
     "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, pg_snapshot_xmax(pg_current_snapshot())::text,"
-    " pos, user_id, seq, id, type, subject, floor(extract(epoch FROM time) * 1000)::int8, summary, data"
-    " FROM events WHERE pos > $1 ORDER BY pos LIMIT $2"};
+    " " EVENT_COLUMNS " FROM events WHERE pos > $1 ORDER BY pos LIMIT $2"};
 const db::statement user_events_stmt{
     "events_user_after",
-    "SELECT pos, user_id, seq, id, type, subject, floor(extract(epoch FROM time) * 1000)::int8, summary, data"
-    " FROM events WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"};
+    "SELECT " EVENT_COLUMNS " FROM events WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"};
 const db::statement user_bounds_stmt{
     "events_user_bounds",
     "SELECT coalesce((SELECT last_seq FROM user_sequences WHERE user_id = $1), 0),"
@@ -42,6 +43,22 @@ const db::statement save_checkpoint_stmt{
     "checkpoint_save",
     "INSERT INTO consumer_checkpoints (name, pos) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE"
     " SET pos = GREATEST(consumer_checkpoints.pos, excluded.pos), updated_at = now()"};
+
+// The event columns (pos, user_id, seq, id, type, subject, time in ms,
+// summary, data) of one row, starting at column `first`.
+event read_event(const db::rows& r, int row, int first) {
+  event e;
+  e.pos = r.integer(row, first);
+  e.user = std::string(r.text(row, first + 1));
+  e.seq = r.integer(row, first + 2);
+  e.id = std::string(r.text(row, first + 3));
+  e.type = std::string(r.text(row, first + 4));
+  e.subject = std::string(r.text(row, first + 5));
+  e.time = time::from_unix_ms(r.integer(row, first + 6));
+  e.summary = std::string(r.text(row, first + 7));
+  e.data = std::string(r.text(row, first + 8));
+  return e;
+}
 
 std::uint64_t to_u64(std::string_view s) {
   std::uint64_t v = 0;
@@ -104,17 +121,7 @@ asio::awaitable<boost::system::result<std::vector<event>>> log_reader::next(int 
   auto step = gaps_.advance(position_, positions, to_u64(r->text(0, 0)), to_u64(r->text(0, 1)));
   out.reserve(step.usable);
   for (int i = 0; i < static_cast<int>(step.usable); ++i) {
-    event e;
-    e.pos = r->integer(i, 2);
-    e.user = std::string(r->text(i, 3));
-    e.seq = r->integer(i, 4);
-    e.id = std::string(r->text(i, 5));
-    e.type = std::string(r->text(i, 6));
-    e.subject = std::string(r->text(i, 7));
-    e.time = time::from_unix_ms(r->integer(i, 8));
-    e.summary = std::string(r->text(i, 9));
-    e.data = std::string(r->text(i, 10));
-    out.push_back(std::move(e));
+    out.push_back(read_event(*r, i, 2));  // after the snapshot's xmin and xmax
   }
   position_ = step.position;
   co_return out;
@@ -130,17 +137,7 @@ asio::awaitable<boost::system::result<std::vector<event>>> user_events_after(db:
   std::vector<event> out;
   out.reserve(static_cast<std::size_t>(r->size()));
   for (int i = 0; i < r->size(); ++i) {
-    event e;
-    e.pos = r->integer(i, 0);
-    e.user = std::string(r->text(i, 1));
-    e.seq = r->integer(i, 2);
-    e.id = std::string(r->text(i, 3));
-    e.type = std::string(r->text(i, 4));
-    e.subject = std::string(r->text(i, 5));
-    e.time = time::from_unix_ms(r->integer(i, 6));
-    e.summary = std::string(r->text(i, 7));
-    e.data = std::string(r->text(i, 8));
-    out.push_back(std::move(e));
+    out.push_back(read_event(*r, i, 0));
   }
   co_return out;
 }

@@ -2,8 +2,24 @@
 
 #include "todo/db.hpp"
 #include "todo/json.hpp"
+#include "todo/jwt.hpp"
 
 namespace todo {
+namespace {
+
+std::string_view jwt_reason(const boost::system::error_code& ec) {
+  switch (static_cast<jwt::errc>(ec.value())) {
+    case jwt::errc::expired: return "The token has expired";
+    case jwt::errc::not_yet_valid: return "The token is not valid yet";
+    case jwt::errc::missing_exp: return "The token has no exp claim";
+    case jwt::errc::bad_subject: return "The token's sub claim must be a string of 1 to 128 bytes";
+    case jwt::errc::unsupported_algorithm: return "The token's algorithm is not accepted (HS256 or RS256)";
+    case jwt::errc::no_key_for_algorithm: return "The token's algorithm is not configured on this server";
+    default: return "The token is malformed or its signature is invalid";
+  }
+}
+
+}  // namespace
 
 http::response problem(errc e, std::string_view detail, const field_errors& fields) {
   const auto& k = describe(e);
@@ -52,6 +68,13 @@ http::response problem_from(const boost::system::error_code& ec) {
     return problem(static_cast<errc>(ec.value()), describe(static_cast<errc>(ec.value())).title);
   }
   return problem(errc::internal, "The server failed to handle the request");
+}
+
+http::response token_refused(const boost::system::error_code& ec) {
+  auto r = problem(errc::unauthorized, jwt_reason(ec));
+  r.headers.clear();
+  r.set("www-authenticate", "Bearer error=\"invalid_token\"");
+  return r;
 }
 
 }  // namespace todo

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import urllib.parse
 import uuid
 
 BINARY = os.environ.get("TODO_BINARY", "")
@@ -239,6 +240,43 @@ class PrivatePostgres:
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def psql(url, sql):
+    """One SQL command through the psql binary; its unaligned output."""
+    cmd = [f"{PG_BIN}/psql" if PG_BIN else "psql", url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+class PrivateDatabase:
+    """A fresh database in the shared cluster: its own Kafka relay lock and
+    checkpoint, and rows a test may delete."""
+
+    def __init__(self, prefix="e2e"):
+        self.name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        if "://" in DATABASE_URL:
+            self.url = urllib.parse.urlsplit(DATABASE_URL)._replace(path="/" + self.name).geturl()
+        else:  # libpq conninfo: a later keyword wins
+            self.url = f"{DATABASE_URL} dbname={self.name}"
+
+    def create(self):
+        psql(DATABASE_URL, f"CREATE DATABASE {self.name}")
+        return self
+
+    def cleanup(self):
+        psql(DATABASE_URL, f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+
+def metrics(server):
+    """The server's /metrics as {series: value}."""
+    r = server.get("/metrics")
+    assert r.status == 200, r
+    values = {}
+    for line in r.body.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
 
 
 class ServerTest(unittest.TestCase):

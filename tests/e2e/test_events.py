@@ -20,8 +20,8 @@ import unittest
 import urllib.parse
 import uuid
 
-from harness import (BINARY, DATABASE_URL, PG_BIN, Server, ServerTest, eventually, new_user,
-                     require_environment)
+from harness import (BINARY, PrivateDatabase, Server, ServerTest, eventually, metrics,
+                     new_user, psql, require_environment)
 
 UUID7 = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 RFC3339_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$"
@@ -31,29 +31,6 @@ CE_CONTENT_TYPE = "application/cloudevents+json"
 
 # ---------------------------------------------------------------------------
 # Helpers: a private database, the standalone broker, kcat.
-
-def psql(url, sql):
-    cmd = [f"{PG_BIN}/psql" if PG_BIN else "psql", url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql]
-    return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60).stdout
-
-
-class PrivateDatabase:
-    """A fresh database in the shared cluster: its own relay lock and checkpoint."""
-
-    def __init__(self):
-        self.name = f"e2e_events_{uuid.uuid4().hex[:12]}"
-        if "://" in DATABASE_URL:
-            self.url = urllib.parse.urlsplit(DATABASE_URL)._replace(path="/" + self.name).geturl()
-        else:  # libpq conninfo: a later keyword wins
-            self.url = f"{DATABASE_URL} dbname={self.name}"
-
-    def create(self):
-        psql(DATABASE_URL, f"CREATE DATABASE {self.name}")
-        return self
-
-    def cleanup(self):
-        psql(DATABASE_URL, f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
-
 
 class Broker:
     """`todo-server broker [--control]` as its own process."""
@@ -155,17 +132,6 @@ def by_user(records, users):
         if r.get("key") in out:
             out[r["key"]].append(r)
     return out
-
-
-def metrics(server):
-    r = server.get("/metrics")
-    assert r.status == 200, r
-    values = {}
-    for line in r.body.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
 
 
 # ---------------------------------------------------------------------------
@@ -271,7 +237,7 @@ class EventChecks(unittest.TestCase):
 class EmbeddedKafkaWire(EventChecks):
     def setUp(self):
         require_environment()
-        db = PrivateDatabase().create()
+        db = PrivateDatabase("e2e_events").create()
         self.addCleanup(db.cleanup)
         self.server = Server(database_url=db.url)
         self.server.env.pop("KAFKA_BROKERS", None)  # unset means embedded
@@ -575,7 +541,7 @@ class EventLogRest(ServerTest, EventChecks):
 class KafkaCrash(EventChecks):
     def setUp(self):
         require_environment()
-        db = PrivateDatabase().create()
+        db = PrivateDatabase("e2e_events").create()
         self.addCleanup(db.cleanup)
         self.db = db
         self.broker = Broker()
@@ -692,7 +658,7 @@ class KafkaCrash(EventChecks):
 class KafkaOutage(EventChecks):
     def setUp(self):
         require_environment()
-        db = PrivateDatabase().create()
+        db = PrivateDatabase("e2e_events").create()
         self.addCleanup(db.cleanup)
         self.broker = Broker(control=True)
         self.addCleanup(self.broker.cleanup)
@@ -854,7 +820,7 @@ class KafkaOutage(EventChecks):
 class KafkaReplicas(EventChecks):
     def test_standby_takes_over_after_kill_9(self):
         require_environment()
-        db = PrivateDatabase().create()
+        db = PrivateDatabase("e2e_events").create()
         self.addCleanup(db.cleanup)
         broker = Broker()
         self.addCleanup(broker.cleanup)

@@ -3,10 +3,9 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import unittest
 
-from harness import PG_BIN, PrivatePostgres, Server, eventually, free_port, new_user, require_environment
+from harness import PG_BIN, PrivatePostgres, Server, eventually, free_port, new_user, psql, require_environment
 
 
 class PostgresOutage(unittest.TestCase):
@@ -72,8 +71,7 @@ class Drain(unittest.TestCase):
         self.addCleanup(self.pg.cleanup)
 
     def psql(self, sql):
-        cmd = [f"{PG_BIN}/psql", self.pg.url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql]
-        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        return psql(self.pg.url, sql)
 
     def test_sigterm_finishes_in_flight_requests_then_exits_0(self):
         server = Server(database_url=self.pg.url, extra_env={"DB_STATEMENT_TIMEOUT": "20s"}).start()

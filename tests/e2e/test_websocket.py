@@ -28,13 +28,12 @@ import threading
 import time
 import unittest
 import urllib.parse
-import uuid
 
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatusCode
 
-from harness import (BINARY, DATABASE_URL, PG_BIN, SECRET, Server, ServerTest, curl, eventually, new_user,
-                     require_environment)
+from harness import (BINARY, SECRET, PrivateDatabase, Server, ServerTest, curl, eventually,
+                     metrics, new_user, psql, require_environment)
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -100,40 +99,6 @@ class Api:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-
-
-def metrics(server):
-    r = server.get("/metrics")
-    assert r.status == 200, r
-    values = {}
-    for line in r.body.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
-
-
-def psql(url, sql):
-    cmd = [f"{PG_BIN}/psql" if PG_BIN else "psql", url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql]
-    return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60).stdout
-
-
-class PrivateDatabase:
-    """A fresh database in the shared cluster: its own Kafka relay lock, and rows we may delete."""
-
-    def __init__(self):
-        self.name = f"e2e_ws_{uuid.uuid4().hex[:12]}"
-        if "://" in DATABASE_URL:
-            self.url = urllib.parse.urlsplit(DATABASE_URL)._replace(path="/" + self.name).geturl()
-        else:  # libpq conninfo: a later keyword wins
-            self.url = f"{DATABASE_URL} dbname={self.name}"
-
-    def create(self):
-        psql(DATABASE_URL, f"CREATE DATABASE {self.name}")
-        return self
-
-    def cleanup(self):
-        psql(DATABASE_URL, f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
 
 
 def b64url(data):
@@ -996,7 +961,7 @@ class Replicas(WsCase):
     @classmethod
     def setUpClass(cls):
         require_environment()
-        db = PrivateDatabase().create()
+        db = PrivateDatabase("e2e_ws").create()
         cls.addClassCleanup(db.cleanup)
         cls.db = db
         a = Server(database_url=db.url, extra_env={"RATE_LIMIT": "0"})

@@ -59,10 +59,7 @@ std::variant<ws::admission, http::response> hub::admit(const http::request& req)
   auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
   auto claims = verifier_.verify(token->token, now.count());
   if (!claims) {
-    auto r = problem(errc::unauthorized, "The token is invalid or expired");
-    r.headers.clear();
-    r.set("www-authenticate", "Bearer error=\"invalid_token\"");
-    return r;
+    return token_refused(claims.error());
   }
   if (!following_.load()) {
     return problem(errc::unavailable, "The server is starting; try again shortly");
@@ -227,6 +224,11 @@ std::optional<hub::step> hub::next_step(std::uint64_t id) {
   return step{c.user, c.last, kind};
 }
 
+void hub::stop_catch_up(connection& c) {
+  c.peer->close(1011, "the event log is unavailable; reconnect and resume");
+  c.catching_up = false;
+}
+
 std::optional<std::int64_t> hub::apply_bounds(std::uint64_t id, const boost::system::result<user_log_bounds>& b) {
   std::lock_guard lock(mu_);
   auto it = conns_.find(id);
@@ -235,8 +237,7 @@ std::optional<std::int64_t> hub::apply_bounds(std::uint64_t id, const boost::sys
   }
   auto& c = it->second;
   if (!b) {
-    c.peer->close(1011, "the event log is unavailable; reconnect and resume");
-    c.catching_up = false;
+    stop_catch_up(c);
     return std::nullopt;
   }
   if (c.resume) {
@@ -264,8 +265,7 @@ hub::progress hub::apply_events(std::uint64_t id, const boost::system::result<st
   }
   auto& c = it->second;
   if (!events) {
-    c.peer->close(1011, "the event log is unavailable; reconnect and resume");
-    c.catching_up = false;
+    stop_catch_up(c);
     return progress::done;
   }
   if (c.resume) {

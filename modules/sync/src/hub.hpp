@@ -75,6 +75,7 @@ class hub final : public ws::handler, public std::enable_shared_from_this<hub> {
   void release_reservation(const std::string& user);  // with mu_ held
   void deliver_now(const std::vector<event>& batch);
   void start_catch_up(std::uint64_t id);  // with mu_ held
+  void stop_catch_up(connection& c);      // the log failed; with mu_ held
   std::optional<step> next_step(std::uint64_t id);
   std::optional<std::int64_t> apply_bounds(std::uint64_t id, const boost::system::result<user_log_bounds>& b);
   enum class progress { done, more, full };
