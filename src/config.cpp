@@ -124,6 +124,14 @@ const std::vector<option>& options() {
          c.auth.jwt_secret = v;
          return {};
        }},
+      {"CURSOR_SECRET", "(from JWT_SECRET)", "key that signs page cursors, at least 32 bytes; same on every replica",
+       [](config& c, const std::string& v) -> std::string {
+         if (v.size() < 32) {
+           return "must be at least 32 bytes long";
+         }
+         c.auth.cursor_secret = v;
+         return {};
+       }},
       {"JWT_PUBLIC_KEY_FILE", "(unset)", "RS256 public key, PEM file",
        [](config& c, const std::string& v) -> std::string {
          std::error_code ec;
@@ -173,6 +181,14 @@ const std::vector<option>& options() {
        duration([](config& c) -> std::chrono::milliseconds& { return c.http.body_timeout; }, std::chrono::milliseconds(1))},
       {"HTTP_IDLE_TIMEOUT", "60s", "keep-alive connections idle longer are closed",
        duration([](config& c) -> std::chrono::milliseconds& { return c.http.idle_timeout; }, std::chrono::milliseconds(1))},
+      {"WEBHOOK_ALLOW_INSECURE", "false", "local and test use only: allow http:// and loopback/private webhook targets",
+       [](config& c, const std::string& v) -> std::string {
+         if (v != "true" && v != "false") {
+           return "must be true or false";
+         }
+         c.notify.webhook_allow_insecure = v == "true";
+         return {};
+       }},
       {"DRAIN_TIMEOUT", "10s", "on SIGTERM, longest wait for in-flight requests",
        duration([](config& c) -> std::chrono::milliseconds& { return c.http.drain_timeout; }, std::chrono::milliseconds(0))},
   };
@@ -271,6 +287,11 @@ config_result load_config(const environment& env, std::span<const std::string> a
   }
   if (out.cfg.auth.jwt_secret.empty() && out.cfg.auth.jwt_public_key_pem.empty()) {
     out.errors.push_back("JWT_SECRET: JWT_SECRET or JWT_PUBLIC_KEY_FILE is required");
+  }
+  if (out.cfg.auth.cursor_secret.empty() && out.cfg.auth.jwt_secret.empty() &&
+      !out.cfg.auth.jwt_public_key_pem.empty()) {
+    // A public key is no secret: cursors signed with it could be forged.
+    out.errors.push_back("CURSOR_SECRET: is required when JWT_SECRET is unset");
   }
   if (out.cfg.threads == 0) {
     out.cfg.threads = std::max(1u, std::thread::hardware_concurrency());

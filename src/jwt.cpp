@@ -1,5 +1,7 @@
 #include "todo/jwt.hpp"
 
+#include "todo/crypto.hpp"
+
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -21,8 +23,6 @@ namespace {
 
 constexpr std::int64_t leeway_seconds = 60;
 constexpr std::size_t max_subject_bytes = 128;
-constexpr std::string_view b64_alphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 template <auto free_fn>
 struct ossl_deleter {
@@ -51,68 +51,9 @@ class jwt_category final : public boost::system::error_category {
   }
 };
 
-std::string b64url_encode(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() * 4 + 2) / 3);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(b64_alphabet[(acc >> bits) & 0x3F]);
-    }
-  }
-  if (bits > 0) {
-    out.push_back(b64_alphabet[(acc << (6 - bits)) & 0x3F]);
-  }
-  return out;
-}
-
-// Strict RFC 7515 base64url: no padding, no whitespace, and unused trailing bits must be
-// zero so that every byte string has exactly one accepted encoding.
-std::optional<std::string> b64url_decode(std::string_view in) {
-  if (in.size() % 4 == 1) {
-    return std::nullopt;
-  }
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (const char c : in) {
-    const auto value = b64_alphabet.find(c);
-    if (value == std::string_view::npos) {
-      return std::nullopt;
-    }
-    acc = (acc << 6) | static_cast<std::uint32_t>(value);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  if ((acc & ((1U << bits) - 1)) != 0) {
-    return std::nullopt;
-  }
-  return out;
-}
-
-using mac_bytes = std::array<unsigned char, 32>;
-
-std::optional<mac_bytes> hmac_sha256(std::string_view secret, std::string_view data) {
-  mac_bytes mac{};
-  unsigned int len = 0;
-  if (secret.size() > INT_MAX ||
-      HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-           reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac.data(), &len) ==
-          nullptr ||
-      len != mac.size()) {
-    ERR_clear_error();
-    return std::nullopt;
-  }
-  return mac;
-}
+using crypto::b64url_decode;
+using crypto::b64url_encode;
+using crypto::hmac_sha256;
 
 bool rs256_verify(EVP_PKEY* key, std::string_view data, std::string_view sig) {
   md_ctx_ptr ctx(EVP_MD_CTX_new());

@@ -208,6 +208,18 @@ asio::awaitable<boost::system::result<std::vector<rows>>> connection::execute(st
   order.reserve(qs.size() * 2);
   std::vector<const char*> values;
   for (auto& q : qs) {
+    if (q.stmt == nullptr) {
+      values.clear();
+      for (const auto& p : q.params) {
+        values.push_back(p ? p->c_str() : nullptr);
+      }
+      if (PQsendQueryParams(c, q.text.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                            nullptr, 0) != 1) {
+        co_return fail_connection();
+      }
+      order.push_back({nullptr});
+      continue;
+    }
     const auto& s = *q.stmt;
     std::string name(s.name);
     if (!prepared_.contains(q.stmt)) {

@@ -33,6 +33,7 @@ struct auth_config {
   std::string jwt_secret;           // HS256; empty = not accepted
   std::string jwt_public_key_file;  // RS256 PEM path; empty = not accepted
   std::string jwt_public_key_pem;   // its contents, read at start
+  std::string cursor_secret;        // signs page cursors; empty = derived from jwt_secret
 };
 
 struct kafka_config {
@@ -57,8 +58,15 @@ struct limits_config {
   double user_burst = 200;  // bucket size
 };
 
+struct notify_config {
+  // Local and test use only: webhook targets may be http:// and loopback or
+  // private addresses.
+  bool webhook_allow_insecure = false;
+};
+
 struct config {
   http_config http;
+  notify_config notify;
   limits_config limits;
   kafka_config kafka;
   websocket_config websocket;

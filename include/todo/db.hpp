@@ -47,8 +47,11 @@ struct statement {
 using param = std::optional<std::string>;  // text format; nullopt is NULL
 
 struct query {
-  const statement* stmt;
+  const statement* stmt;  // prepared once per connection; nullptr: run `text` unprepared
   std::vector<param> params;
+  // SQL built per request (listing filters): planned with its values each
+  // time, which also gives the planner the real selectivity.
+  std::string text;
 };
 
 // The rows of one statement's result (text format).

@@ -42,9 +42,9 @@ std::string joined(const todo::config_result& r) {
 
 const std::vector<std::string> variables{
     "PORT",          "BIND_ADDRESS",        "DATABASE_URL",        "DB_POOL_SIZE",       "DB_ACQUIRE_TIMEOUT",
-    "DB_CONNECT_TIMEOUT", "DB_STATEMENT_TIMEOUT", "JWT_SECRET",     "JWT_PUBLIC_KEY_FILE", "LOG_LEVEL",
+    "DB_CONNECT_TIMEOUT", "DB_STATEMENT_TIMEOUT", "JWT_SECRET",     "JWT_PUBLIC_KEY_FILE", "CURSOR_SECRET", "LOG_LEVEL",
     "THREADS",       "RATE_LIMIT",          "RATE_LIMIT_BURST",    "HTTP_HEADER_TIMEOUT", "HTTP_BODY_TIMEOUT",
-    "HTTP_IDLE_TIMEOUT", "DRAIN_TIMEOUT",
+    "HTTP_IDLE_TIMEOUT", "DRAIN_TIMEOUT", "WEBHOOK_ALLOW_INSECURE",
 };
 
 }  // namespace
@@ -125,15 +125,16 @@ TEST_CASE("load_config: every bad value is reported in one pass, each line namin
       {"LOG_LEVEL", "loud"},
       {"THREADS", "many"},
       {"HTTP_IDLE_TIMEOUT", "10"},
+      {"WEBHOOK_ALLOW_INSECURE", "yes"},
   };  // and no DATABASE_URL
   auto r = load(env);
   INFO(joined(r));
   for (const char* name :
        {"PORT: ", "DB_POOL_SIZE: ", "DB_ACQUIRE_TIMEOUT: ", "JWT_SECRET: ", "LOG_LEVEL: ", "THREADS: ",
-        "HTTP_IDLE_TIMEOUT: ", "DATABASE_URL: "}) {
+        "HTTP_IDLE_TIMEOUT: ", "WEBHOOK_ALLOW_INSECURE: ", "DATABASE_URL: "}) {
     CHECK(has_error_starting(r, name));
   }
-  CHECK(r.errors.size() >= 8);
+  CHECK(r.errors.size() >= 9);
   for (const auto& e : r.errors) {
     bool names_a_variable = false;
     for (const auto& v : variables) {
@@ -262,10 +263,15 @@ TEST_CASE("load_config: JWT_PUBLIC_KEY_FILE must be readable", "[config]") {
     }
     env.erase("JWT_SECRET");
     env["JWT_PUBLIC_KEY_FILE"] = path;
+    auto refused = load(env);
+    env["CURSOR_SECRET"] = secret32;
     auto r = load(env);
     std::remove(path);
     INFO(joined(r));
+    // Without an HS256 secret nothing secret can sign page cursors.
+    CHECK(has_error_starting(refused, "CURSOR_SECRET: "));
     CHECK(r.errors.empty());
+    CHECK(r.cfg.auth.cursor_secret == secret32);
     CHECK(r.cfg.auth.jwt_public_key_file == path);
     CHECK(r.cfg.auth.jwt_public_key_pem == "-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----\n");
   }

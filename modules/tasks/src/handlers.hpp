@@ -28,6 +28,8 @@ namespace asio = boost::asio;
 struct module_state {
   std::shared_ptr<db::pool> db;
   event_bus* bus;  // woken after each commit
+  std::string cursor_key;  // signs listing cursors
+  bool webhook_allow_insecure = false;  // WEBHOOK_ALLOW_INSECURE
 };
 using state_ptr = std::shared_ptr<const module_state>;
 
@@ -41,6 +43,9 @@ asio::awaitable<http::response> update_task(state_ptr st, request_context ctx);
 asio::awaitable<http::response> delete_task(state_ptr st, request_context ctx);
 asio::awaitable<http::response> complete_task(state_ptr st, request_context ctx);
 asio::awaitable<http::response> reopen_task(state_ptr st, request_context ctx);
+asio::awaitable<http::response> list_tags(state_ptr st, request_context ctx);
+asio::awaitable<http::response> get_settings(state_ptr st, request_context ctx);
+asio::awaitable<http::response> update_settings(state_ptr st, request_context ctx);
 
 // --- shared by the handlers ---
 

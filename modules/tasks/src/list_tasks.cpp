@@ -1,12 +1,10 @@
 // GET /api/v1/tasks
 #include "handlers.hpp"
+#include "listing.hpp"
 #include "task_store.hpp"
 
 #include "todo/json.hpp"
 #include "todo/problem.hpp"
-#include "todo/uuid.hpp"
-
-#include <charconv>
 
 namespace todo::tasks {
 
@@ -15,48 +13,45 @@ asio::awaitable<http::response> list_tasks(state_ptr st, request_context ctx) {
   if (!pairs) {
     co_return problem(errc::bad_request, "The query string has a malformed percent escape");
   }
-  store::page_query q;
-  q.user = ctx.user;
-  q.status = "open";
-  for (const auto& [k, v] : *pairs) {
-    if (k == "status") {
-      if (v != "open" && v != "completed" && v != "all") {
-        co_return problem(errc::bad_request, "status: must be one of open, completed, all");
-      }
-      q.status = v;
-    } else if (k == "limit") {
-      int n = 0;
-      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-      if (ec != std::errc{} || p != v.data() + v.size() || n < 1 || n > 200) {
-        co_return problem(errc::bad_request, "limit: must be an integer from 1 to 200");
-      }
-      q.limit = n;
-    } else if (k == "cursor") {
-      auto id = uuid::normalize(v);
-      if (!id) {
-        co_return problem(errc::bad_request, "cursor: is not a cursor this server issued");
-      }
-      q.after_id = std::move(*id);
-    } else {
-      co_return problem(errc::bad_request, k + ": is not a known parameter");
+  auto parsed = listing::parse(*pairs);
+  if (auto* e = std::get_if<field_error>(&parsed)) {
+    co_return problem(errc::bad_request, e->field + ": " + e->message, {*e});
+  }
+  auto f = std::get<listing::filter>(std::move(parsed));
+  std::optional<listing::position> after;
+  if (f.cursor) {
+    after = listing::decode_cursor(f, ctx.user, *f.cursor, st->cursor_key);
+    if (!after) {
+      field_error e{"cursor", "is not a cursor this server issued for this query and user"};
+      co_return problem(errc::bad_request, e.field + ": " + e.message, {e});
     }
   }
-  int limit = q.limit;
-  auto r = co_await store::list(*st->db, std::move(q));
+  auto q = listing::page_query(f, ctx.user, after, time::now());
+  auto r = co_await st->db->execute_one(std::move(q));
   if (!r) {
     co_return problem_from(r.error());
   }
-  bool more = static_cast<int>(r->size()) > limit;
-  if (more) {
-    r->pop_back();
-  }
+  const int limit = f.limit;
+  const int shown = std::min(r->size(), limit);
   json::writer w;
   w.begin_object().key("items").begin_array();
-  for (const auto& t : *r) {
-    w.raw(to_json(t));
+  for (int i = 0; i < shown; ++i) {
+    w.raw(to_json(store::read_task(*r, i)));
   }
   w.end_array().key("next_cursor");
-  more ? w.value(r->back().id) : w.null();
+  if (r->size() > limit) {
+    // The keys follow the task's columns; the last shown row is where the
+    // next page starts.
+    listing::position p;
+    const int first_key = static_cast<int>(store::task_column_count);
+    for (std::size_t k = 0; k < listing::key_count(f); ++k) {
+      p.keys.emplace_back(r->text(shown - 1, first_key + static_cast<int>(k)));
+    }
+    p.id = std::string(r->text(shown - 1, 0));
+    w.value(listing::encode_cursor(f, ctx.user, p, st->cursor_key));
+  } else {
+    w.null();
+  }
   w.end_object();
   co_return http::json(200, w.take());
 }

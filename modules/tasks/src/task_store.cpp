@@ -15,11 +15,10 @@ namespace {
 
 const db::statement select_one{"tasks_find", "SELECT " TASK_COLUMNS " FROM tasks WHERE user_id = $1 AND id = $2"};
 
-const db::statement select_page{
-    "tasks_page",
-    "SELECT " TASK_COLUMNS
-    " FROM tasks WHERE user_id = $1 AND ($2 = 'all' OR completed = ($2 = 'completed'))"
-    " AND ($3::uuid IS NULL OR id > $3::uuid) ORDER BY id LIMIT $4"};
+const db::statement select_tags{
+    "tasks_tags",
+    "SELECT tag, count(*) FILTER (WHERE NOT completed), count(*) FROM tasks, unnest(tags) AS tag"
+    " WHERE user_id = $1 GROUP BY tag ORDER BY tag"};
 
 // Each write appends its event in the same statement (events.hpp): $1..$7
 // are the event's, the task's parameters follow.
@@ -43,18 +42,6 @@ const db::statement delete_stmt{
 
 db::param stamp(const std::optional<time::ms>& t) {
   return t ? db::param(time::format(*t)) : std::nullopt;
-}
-
-std::string array_literal(const std::vector<std::string>& items) {
-  // Tags hold only [a-z0-9-_:/], so quoting each element is enough.
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    out += i == 0 ? "\"" : ",\"";
-    out += items[i];
-    out += "\"";
-  }
-  out += "}";
-  return out;
 }
 
 // PostgreSQL's text form of text[]: {a,"b c",NULL}.
@@ -94,6 +81,22 @@ std::optional<time::ms> optional_stamp(const db::rows& r, int row, int col) {
   return time::from_unix_ms(r.integer(row, col));
 }
 
+}  // namespace
+
+const std::string_view task_columns = TASK_COLUMNS;
+
+std::string array_literal(const std::vector<std::string>& items) {
+  // Tags hold only [a-z0-9-_:/], so quoting each element is enough.
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    out += i == 0 ? "\"" : ",\"";
+    out += items[i];
+    out += "\"";
+  }
+  out += "}";
+  return out;
+}
+
 task read_task(const db::rows& r, int row) {
   task t;
   t.id = std::string(r.text(row, 0));
@@ -115,8 +118,6 @@ task read_task(const db::rows& r, int row) {
   return t;
 }
 
-}  // namespace
-
 asio::awaitable<result<std::optional<task>>> find(db::pool& db, std::string user, std::string id) {
   db::query q{&select_one, {std::move(user), std::move(id)}};
   auto r = co_await db.execute_one(std::move(q));
@@ -129,17 +130,16 @@ asio::awaitable<result<std::optional<task>>> find(db::pool& db, std::string user
   co_return read_task(*r, 0);
 }
 
-asio::awaitable<result<std::vector<task>>> list(db::pool& db, page_query q) {
-  db::query sql{&select_page,
-                {std::move(q.user), std::move(q.status), std::move(q.after_id), std::to_string(q.limit + 1)}};
-  auto r = co_await db.execute_one(std::move(sql));
+asio::awaitable<result<std::vector<tag_count>>> tag_counts(db::pool& db, std::string user) {
+  db::query q{&select_tags, {std::move(user)}};
+  auto r = co_await db.execute_one(std::move(q));
   if (!r) {
     co_return r.error();
   }
-  std::vector<task> out;
+  std::vector<tag_count> out;
   out.reserve(static_cast<std::size_t>(r->size()));
   for (int i = 0; i < r->size(); ++i) {
-    out.push_back(read_task(*r, i));
+    out.push_back({std::string(r->text(i, 0)), r->integer(i, 1), r->integer(i, 2)});
   }
   co_return out;
 }

@@ -16,14 +16,21 @@ using result = boost::system::result<T>;
 
 asio::awaitable<result<std::optional<task>>> find(db::pool& db, std::string user, std::string id);
 
-struct page_query {
-  std::string user;
-  std::string status;  // open, completed, all
-  std::optional<std::string> after_id;
-  int limit = 50;
+struct tag_count {
+  std::string tag;
+  std::int64_t open = 0;
+  std::int64_t total = 0;
 };
-// Up to limit + 1 rows, so the caller knows whether another page exists.
-asio::awaitable<result<std::vector<task>>> list(db::pool& db, page_query q);
+// Every tag of the user's tasks, by name.
+asio::awaitable<result<std::vector<tag_count>>> tag_counts(db::pool& db, std::string user);
+
+// The columns read_task expects, in order, for statements built elsewhere
+// (listing.cpp).
+extern const std::string_view task_columns;
+inline constexpr std::size_t task_column_count = 14;
+task read_task(const db::rows& r, int row);
+// A text[] literal of values that need no escaping (tags, numbers).
+std::string array_literal(const std::vector<std::string>& items);
 
 // Query builders, so a write and its idempotency record share a
 // transaction. Each appends the change's event in the same statement and

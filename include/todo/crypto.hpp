@@ -1,0 +1,30 @@
+#pragma once
+// Small cryptographic helpers over OpenSSL: base64url, HMAC-SHA256, SHA-256
+// and a constant-time comparison. Pure.
+#include <array>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace todo::crypto {
+
+using digest = std::array<unsigned char, 32>;
+
+std::string b64url_encode(std::string_view in);
+// Strict RFC 7515 base64url: no padding, no whitespace, and unused trailing
+// bits must be zero, so every byte string has exactly one accepted encoding.
+std::optional<std::string> b64url_decode(std::string_view in);
+
+// nullopt only if OpenSSL fails (a key over INT_MAX bytes).
+std::optional<digest> hmac_sha256(std::string_view key, std::string_view data);
+digest sha256(std::string_view data);
+
+// Compares without an early exit, so timing does not reveal where a forged
+// value first differs.
+bool equal(std::string_view a, std::string_view b);
+
+inline std::string_view as_chars(const digest& d) {
+  return {reinterpret_cast<const char*>(d.data()), d.size()};
+}
+
+}  // namespace todo::crypto
