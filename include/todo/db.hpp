@@ -47,10 +47,12 @@ struct statement {
 using param = std::optional<std::string>;  // text format; nullopt is NULL
 
 struct query {
-  const statement* stmt;  // prepared once per connection; nullptr: run `text` unprepared
+  const statement* stmt;  // prepared once per connection; nullptr: `text`
   std::vector<param> params;
-  // SQL built per request (listing filters): planned with its values each
-  // time, which also gives the planner the real selectivity.
+  // SQL built per request (listing filters), with $n parameters: prepared on
+  // its first use on a connection, like a statement. PostgreSQL plans the
+  // first executions with their values and keeps a generic plan only when
+  // it is as cheap.
   std::string text;
 };
 
