@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Shared by the benchmark scripts: a private PostgreSQL with its default
 # durability, the server, tokens for many users, and the measuring tools.
-# Sourced by bench/*.sh after they set `secs` and `conc`.
+# Sourced by bench/*.sh after they set `here`, `secs` and `conc`.
+# shellcheck disable=SC2154 # here, secs and conc come from the sourcing script
 . "$here/../scripts/lib.sh"
-cd "$TODO_ROOT"
+cd "$TODO_ROOT" || exit 1
 
 ensure_packages wrk
 build "$TODO_ROOT/build" >/dev/null
@@ -47,6 +48,7 @@ export BENCH_DIR="$here" BENCH_TOKENS="$work/tokens"
 
 # wrk: prints "rps p99_ms non2xx"
 wrk_run() {
+  # shellcheck disable=SC2154 # secs and conc come from the sourcing script
   wrk -t2 -c"$conc" -d"${secs}s" --latency "$@" 2>/dev/null | awk '
     /Requests\/sec/ {rps=$2}
     /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}

@@ -24,7 +24,7 @@ export BENCH_READ_TOKEN="$read_token" BENCH_READ_ID="$read_id"
 event_json='{"task":{"id":"x","title":"Water the plants","description":"","completed":false,"completed_at":null,"priority":"high","tags":["home","weekly"],"due_at":"2026-03-02T17:00:00Z","timezone":"UTC","recurrence":null,"series_id":null,"reminders":[],"version":1,"created_at":"2026-11-25T16:34:17.988Z","updated_at":"2026-11-25T16:34:17.988Z"},"changes":{}}'
 
 declare -a h_rps c_rps c_p99 r_rps r_p99 pc_tps pe_tps pr_tps c_bad r_bad
-for r in $(seq 1 "$repeats"); do
+for _ in $(seq 1 "$repeats"); do
   read -r rps p99 bad < <(wrk_run "$base/health"); h_rps+=("$rps")
   read -r rps p99 bad < <(wrk_run -s "$here/create.lua" "$base"); c_rps+=("$rps"); c_p99+=("$p99"); c_bad+=("$bad")
   pc_tps+=("$(pgbench_run -f "$here/create.sql")")

@@ -32,6 +32,8 @@ coproc IDLE { /usr/bin/python3 "$here/websocket.py" "$port" "$work/tokens" idle 
 read -r opened <&"${IDLE[0]}"
 sleep 1
 rss_after=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
+# Closing the coprocess's stdin tells it to close its sockets and exit.
+# shellcheck disable=SC1083,SC2093 # bash's {array[i]}>&- form, not a brace group
 exec {IDLE[1]}>&-
 wait "$IDLE_PID" || true
 stop_server

