@@ -55,8 +55,9 @@ wrk_run() {
     /Non-2xx/ {bad=$NF}
     END {printf "%.0f %.2f %s\n", rps, p99, (bad==""?0:bad)}'
 }
+# PGBENCH_MODE: prepared (default: planned once) or extended (planned each time).
 pgbench_run() {
-  pg_run "$bin/pgbench" -h 127.0.0.1 -p "$pg_port" -U todo -n -M prepared -c "$conc" -j 2 -T "$secs" "$@" todo 2>/dev/null |
+  pg_run "$bin/pgbench" -h 127.0.0.1 -p "$pg_port" -U todo -n -M "${PGBENCH_MODE:-prepared}" -c "$conc" -j 2 -T "$secs" "$@" todo 2>/dev/null |
     awk '/^tps/ {printf "%.0f\n", $3}'
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

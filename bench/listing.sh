@@ -2,7 +2,8 @@
 # Benchmarks of finding tasks: the first page of three listing shapes for a
 # user with 100,000 tasks among 1,000,000 (10,000 users), each beside
 # pgbench running the very statement the server builds (bench/listing_sql),
-# in the same run. Also prints the plans of the main shapes at that size.
+# in the same run: planned each time as the server sends it (-M extended),
+# and planned once (-M prepared). Also prints the plans at that size.
 # Loopback only; bounded in time.
 #
 # usage: bench/listing.sh [seconds-per-run=10] [repeats=3]
@@ -61,14 +62,15 @@ for shape in "${shapes[@]}"; do
   ./build/bench/listing_sql "$big" "$shape" >"$work/shape.sql"
   export BENCH_LIST_QUERY="$shape"
   items=$(curl -sf "$base/api/v1/tasks?$shape" -H "Authorization: Bearer $token" | jq '.items | length')
-  rps=(); p50=(); p99=(); bad=(); tps=()
+  rps=(); p50=(); p99=(); bad=(); tps=(); tpx=()
   for _ in $(seq 1 "$repeats"); do
     read -r a b c d < <(wrk_latency -s "$here/list.lua" "$base")
     rps+=("$a"); p50+=("$b"); p99+=("$c"); bad+=("$d")
+    tpx+=("$(PGBENCH_MODE=extended pgbench_run -f "$work/shape.sql")")
     tps+=("$(pgbench_run -f "$work/shape.sql")")
   done
-  R=$(m "${rps[@]}"); T=$(m "${tps[@]}")
-  rows+="| \`GET /api/v1/tasks?$shape\` ($items items) | $R req/s, p50 $(m "${p50[@]}") ms, p99 $(m "${p99[@]}") ms (non-2xx: ${bad[*]}) | $T tps | $(ratio "$R" "$T") |
+  R=$(m "${rps[@]}"); T=$(m "${tps[@]}"); X=$(m "${tpx[@]}")
+  rows+="| \`GET /api/v1/tasks?$shape\` ($items items) | $R req/s, p50 $(m "${p50[@]}") ms, p99 $(m "${p99[@]}") ms (non-2xx: ${bad[*]}) | $X tps | $(ratio "$R" "$X") | $T tps | $(ratio "$R" "$T") |
 "
   plans+="
 \`$shape\`:
@@ -76,15 +78,15 @@ for shape in "${shapes[@]}"; do
 $(psql_run "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) $(cat "$work/shape.sql")")
 \`\`\`
 "
-  raw+=" $shape: server ${rps[*]} / pgbench ${tps[*]};"
+  raw+=" $shape: server ${rps[*]} / pgbench extended ${tpx[*]} / pgbench prepared ${tps[*]};"
 done
 stop_server
 
 cat <<EOT
-Run: bench/listing.sh $secs $repeats on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ); 1,000,000 tasks (loaded in ${load_s} s), the listing user has 100,000; wrk -t2 -c$conc, pgbench -M prepared -c$conc -j2; medians of $repeats; first pages of 50.
+Run: bench/listing.sh $secs $repeats on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ); 1,000,000 tasks (loaded in ${load_s} s), the listing user has 100,000; wrk -t2 -c$conc, pgbench -c$conc -j2; medians of $repeats; first pages of 50.
 
-| listing | todo-server | pgbench, the same statement | ratio |
-|---|---|---|---|
+| listing | todo-server | pgbench -M extended, the same statement | ratio | pgbench -M prepared | ratio |
+|---|---|---|---|---|---|
 $rows
 Raw:$raw
 

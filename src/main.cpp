@@ -16,6 +16,7 @@
 #include "todo/router.hpp"
 #include "todo/websocket.hpp"
 #include "activity/activity.hpp"
+#include "recurrence/recurrence.hpp"
 #include "sync/sync.hpp"
 #include "tasks/tasks.hpp"
 
@@ -190,6 +191,7 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
     return ok;
   });
   todo::install_ops_routes(app);
+  todo::recurrence::install(app);  // before tasks, which asks it for rules
   todo::tasks::install(app);
   todo::activity::install(app);
   todo::sync::install(app);

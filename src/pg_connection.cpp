@@ -200,52 +200,44 @@ asio::awaitable<boost::system::result<std::vector<rows>>> connection::execute(st
   if (PQpipelineStatus(c) == PQ_PIPELINE_OFF && PQenterPipelineMode(c) != 1) {
     co_return fail_connection();
   }
-  // Each entry is one result we expect back: a Parse (stmt or text set) or
-  // an Execute.
+  // Each entry is one result we expect back: a Parse (stmt set) or an Execute.
   struct expected {
     const statement* prepare;
-    const query* prepare_text;  // with its new name
-    std::string name;
   };
   std::vector<expected> order;
   order.reserve(qs.size() * 2);
   std::vector<const char*> values;
   for (auto& q : qs) {
-    values.clear();
-    for (const auto& p : q.params) {
-      values.push_back(p ? p->c_str() : nullptr);
-    }
-    std::string name;
-    if (q.stmt != nullptr) {
-      name = std::string(q.stmt->name);
-      if (!prepared_.contains(q.stmt)) {
-        std::string sql(q.stmt->sql);
-        if (PQsendPrepare(c, name.c_str(), sql.c_str(), 0, nullptr) != 1) {
-          co_return fail_connection();
-        }
-        order.push_back({q.stmt, nullptr, {}});
+    if (q.stmt == nullptr) {
+      values.clear();
+      for (const auto& p : q.params) {
+        values.push_back(p ? p->c_str() : nullptr);
       }
-    } else if (auto known = text_prepared_.find(q.text); known != text_prepared_.end()) {
-      name = known->second;
-    } else if (text_prepared_.size() < max_text_prepared) {
-      name = "text_" + std::to_string(++text_serial_);
-      if (PQsendPrepare(c, name.c_str(), q.text.c_str(), 0, nullptr) != 1) {
-        co_return fail_connection();
-      }
-      order.push_back({nullptr, &q, name});
-    } else {
       if (PQsendQueryParams(c, q.text.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
                             nullptr, 0) != 1) {
         co_return fail_connection();
       }
-      order.push_back({nullptr, nullptr, {}});
+      order.push_back({nullptr});
       continue;
+    }
+    const auto& s = *q.stmt;
+    std::string name(s.name);
+    if (!prepared_.contains(q.stmt)) {
+      std::string sql(s.sql);
+      if (PQsendPrepare(c, name.c_str(), sql.c_str(), 0, nullptr) != 1) {
+        co_return fail_connection();
+      }
+      order.push_back({q.stmt});
+    }
+    values.clear();
+    for (const auto& p : q.params) {
+      values.push_back(p ? p->c_str() : nullptr);
     }
     if (PQsendQueryPrepared(c, name.c_str(), static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0) !=
         1) {
       co_return fail_connection();
     }
-    order.push_back({nullptr, nullptr, {}});
+    order.push_back({nullptr});
   }
   if (PQpipelineSync(c) != 1) {
     co_return fail_connection();
@@ -276,8 +268,6 @@ asio::awaitable<boost::system::result<std::vector<rows>>> connection::execute(st
       // An earlier statement failed; first_error has the reason.
     } else if (e.prepare != nullptr) {
       prepared_.insert(e.prepare);
-    } else if (e.prepare_text != nullptr) {
-      text_prepared_.emplace(e.prepare_text->text, e.name);
     } else {
       out.push_back(std::move(held));
     }

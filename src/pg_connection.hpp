@@ -11,7 +11,6 @@
 
 #include <chrono>
 #include <optional>
-#include <unordered_map>
 #include <unordered_set>
 
 namespace todo::db {
@@ -52,13 +51,6 @@ class connection {
   // Borrows PQsocket's fd; released (not closed) before PQfinish closes it.
   asio::posix::stream_descriptor sock_;
   std::unordered_set<const statement*> prepared_;
-  // Statements built per request (query::text), prepared on first use under
-  // a name of their own: a listing shape is parsed and planned once per
-  // connection instead of once per request. Bounded; past the bound, new
-  // texts run unprepared.
-  std::unordered_map<std::string, std::string> text_prepared_;
-  static constexpr std::size_t max_text_prepared = 256;
-  std::uint64_t text_serial_ = 0;
   bool broken_ = false;
 };
 

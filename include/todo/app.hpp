@@ -29,6 +29,7 @@ class verifier;
 namespace ws {
 class handler;
 }
+class recurrence_rules;
 
 // One dependency in /ready: writes its fields, returns whether it is ready.
 using readiness_check = std::function<bool(json::writer&)>;
@@ -49,6 +50,8 @@ struct app {
   const jwt::verifier& jwt;
   // Set by the module that serves WebSocket upgrades of /api/v1/ws.
   std::shared_ptr<ws::handler> websocket;
+  // Set by the recurrence module, before the tasks module installs.
+  std::shared_ptr<const recurrence_rules> recurrence;
 };
 
 // /health, /ready and /metrics.

@@ -42,9 +42,24 @@ TEST_CASE("a creation lists every field from null", "[task_events]") {
   auto parsed = todo::json::parse_body(changes_json(nullptr, t));
   REQUIRE(parsed.error.empty());
   simdjson::dom::object o = parsed.root;
-  CHECK(o.size() == 8);
+  CHECK(o.size() == 10);  // the client-visible fields, recurrence and series_id included
   CHECK(o["title"].at(0).is_null());
+  CHECK(o["recurrence"].at(1).is_null());
   CHECK(std::string_view(o["tags"].at(1).at(0)) == "home");
+}
+
+TEST_CASE("a rule change lists recurrence as objects", "[task_events]") {
+  auto before = sample();
+  auto after = before;
+  after.rrule = "FREQ=WEEKLY;BYDAY=MO";
+  after.series_id = after.id;
+  auto parsed = todo::json::parse_body(changes_json(&before, after));
+  REQUIRE(parsed.error.empty());
+  simdjson::dom::object o = parsed.root;
+  CHECK(o.size() == 2);
+  CHECK(o["recurrence"].at(0).is_null());
+  CHECK(std::string_view(o["recurrence"].at(1)["rrule"]) == "FREQ=WEEKLY;BYDAY=MO");
+  CHECK(std::string_view(o["series_id"].at(1)) == after.id);
 }
 
 TEST_CASE("no change, no changes", "[task_events]") {

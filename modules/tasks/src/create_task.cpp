@@ -36,7 +36,7 @@ asio::awaitable<http::response> create_task(state_ptr st, request_context ctx) {
   if (auto refused = require_json(ctx.req, false)) {
     co_return std::move(*refused);
   }
-  auto body = parse_task_body(ctx.req.body, body_mode::create);
+  auto body = parse_task_body(ctx.req.body, body_mode::create, st->rules.get());
   if (!body.bad_request.empty()) {
     co_return problem(errc::bad_request, body.bad_request);
   }
@@ -47,6 +47,9 @@ asio::awaitable<http::response> create_task(state_ptr st, request_context ctx) {
   t.id = uuid::v7();
   t.user_id = ctx.user;
   apply(body.patch, t);
+  if (auto errs = check_task(nullptr, t, st->rules.get()); !errs.empty()) {
+    co_return validation_problem(errs);
+  }
   t.created_at = t.updated_at = time::now();
   // Named first: GCC 12 destroys a lambda converted to std::function inside
   // a co_await expression twice.

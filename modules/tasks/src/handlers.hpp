@@ -2,7 +2,9 @@
 // The handlers of the tasks routes, one file each, and what they share.
 #include "task.hpp"
 #include "todo/db.hpp"
+#include "todo/errors.hpp"
 #include "todo/http.hpp"
+#include "todo/recurrence_rules.hpp"
 #include "todo/router.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -30,6 +32,7 @@ struct module_state {
   event_bus* bus;  // woken after each commit
   std::string cursor_key;  // signs listing cursors
   bool webhook_allow_insecure = false;  // WEBHOOK_ALLOW_INSECURE
+  std::shared_ptr<const recurrence_rules> rules;  // from the recurrence module; null: none accepted
 };
 using state_ptr = std::shared_ptr<const module_state>;
 
@@ -84,6 +87,13 @@ struct transition {
   std::function<std::optional<task>(const task&)> next;
   // The answer for the resulting (or unchanged) task.
   std::function<http::response(const task&)> answer;
+  // Optional: what the resulting task must satisfy as a whole (422).
+  std::function<field_errors(const task& before, const task& after)> check;
+  // Optional, for completions: the next occurrence of a recurring task,
+  // created in the same transaction unless one was recorded before, and the
+  // answer that shows it (the new or recorded one, or none).
+  std::function<std::optional<task>(const task& completed)> follow;
+  std::function<http::response(const task&, const std::optional<task>& next)> answer_with_next;
 };
 
 // Optimistic concurrency: read, compute, write if the version is unchanged,

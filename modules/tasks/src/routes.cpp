@@ -21,6 +21,7 @@ void install(todo::app& a) {
       .bus = &a.bus,
       .cursor_key = std::string(crypto::as_chars(key)),
       .webhook_allow_insecure = a.cfg.notify.webhook_allow_insecure,
+      .rules = a.recurrence,
   });
   auto bind = [st](auto fn) { return [st, fn](request_context c) { return fn(st, std::move(c)); }; };
   using http::method;

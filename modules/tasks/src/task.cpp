@@ -38,7 +38,12 @@ std::string to_json(const task& t) {
   w.key("due_at");
   t.due_at ? w.value(time::format(*t.due_at)) : w.null();
   w.key("timezone").value(t.timezone);
-  w.key("recurrence").null();
+  w.key("recurrence");
+  if (t.rrule) {
+    w.begin_object().key("rrule").value(*t.rrule).end_object();
+  } else {
+    w.null();
+  }
   w.key("series_id");
   t.series_id ? w.value(*t.series_id) : w.null();
   w.key("reminders").begin_array().end_array();

@@ -26,6 +26,11 @@ struct task {
   std::vector<std::string> tags;
   std::optional<time::ms> due_at;
   std::string timezone = "UTC";
+  std::optional<std::string> rrule;  // canonical RRULE; set: the task recurs
+  // The rule's DTSTART: the due date of the occurrence the rule was set on.
+  // Kept by the server (not shown): dates keep its local time of day, and
+  // COUNT counts from it.
+  std::optional<time::ms> series_start;
   std::optional<std::string> series_id;
   std::int64_t version = 1;
   time::ms created_at{};

@@ -11,7 +11,8 @@ namespace {
 #define TASK_COLUMNS                                                                                              \
   "id, user_id, title, description, completed, floor(extract(epoch FROM completed_at) * 1000)::int8, priority, " \
   "tags, floor(extract(epoch FROM due_at) * 1000)::int8, timezone, series_id, version, "                          \
-  "floor(extract(epoch FROM created_at) * 1000)::int8, floor(extract(epoch FROM updated_at) * 1000)::int8"
+  "floor(extract(epoch FROM created_at) * 1000)::int8, floor(extract(epoch FROM updated_at) * 1000)::int8, recurrence, " \
+  "floor(extract(epoch FROM series_start) * 1000)::int8"
 
 const db::statement select_one{"tasks_find", "SELECT " TASK_COLUMNS " FROM tasks WHERE user_id = $1 AND id = $2"};
 
@@ -25,14 +26,33 @@ const db::statement select_tags{
 const db::statement insert_stmt{
     "tasks_insert",
     "WITH changed AS (INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, tags,"
-    " due_at, timezone, series_id, version, created_at, updated_at)"
-    " VALUES ($8, $1, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING id), "
+    " due_at, timezone, series_id, version, created_at, updated_at, recurrence, series_start)"
+    " VALUES ($8, $1, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) RETURNING id), "
     APPEND_EVENT_FROM("changed")};
+
+// The next occurrence of a series, once per completed occurrence: the
+// succession row is the guard (its key is the predecessor), and the task
+// and its event are written only if that row is new. $1..$22 as insert_stmt,
+// $23 the predecessor.
+const db::statement insert_successor_stmt{
+    "tasks_insert_successor",
+    "WITH marked AS (INSERT INTO task_successions (predecessor_id, user_id, successor_id)"
+    " VALUES ($23::uuid, $1, $8::uuid) ON CONFLICT (predecessor_id) DO NOTHING RETURNING 1),"
+    " changed AS (INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, tags,"
+    " due_at, timezone, series_id, version, created_at, updated_at, recurrence, series_start)"
+    " SELECT $8::uuid, $1, $9, $10, $11::bool, $12::timestamptz, $13::smallint, $14::text[], $15::timestamptz,"
+    " $16, $17::uuid, $18::bigint, $19::timestamptz, $20::timestamptz, $21, $22::timestamptz FROM marked"
+    " RETURNING id), "
+    APPEND_EVENT_FROM("changed")};
+
+const db::statement select_successor{
+    "tasks_successor", "SELECT successor_id FROM task_successions WHERE user_id = $1 AND predecessor_id = $2"};
 
 const db::statement replace_stmt{
     "tasks_replace",
     "WITH changed AS (UPDATE tasks SET title = $9, description = $10, completed = $11, completed_at = $12,"
-    " priority = $13, tags = $14, due_at = $15, timezone = $16, version = $17, updated_at = $18"
+    " priority = $13, tags = $14, due_at = $15, timezone = $16, version = $17, updated_at = $18,"
+    " recurrence = $20, series_id = $21, series_start = $22"
     " WHERE user_id = $1 AND id = $8 AND version = $19 RETURNING id), " APPEND_EVENT_FROM("changed")};
 
 const db::statement delete_stmt{
@@ -115,7 +135,30 @@ task read_task(const db::rows& r, int row) {
   t.version = r.integer(row, 11);
   t.created_at = time::from_unix_ms(r.integer(row, 12));
   t.updated_at = time::from_unix_ms(r.integer(row, 13));
+  if (!r.is_null(row, 14)) {
+    t.rrule = std::string(r.text(row, 14));
+  }
+  t.series_start = optional_stamp(r, row, 15);
   return t;
+}
+
+asio::awaitable<result<successor>> find_successor(db::pool& db, std::string user, std::string predecessor) {
+  db::query q{&select_successor, {user, std::move(predecessor)}};
+  auto r = co_await db.execute_one(std::move(q));
+  if (!r) {
+    co_return r.error();
+  }
+  successor out;
+  if (r->size() == 0) {
+    co_return out;
+  }
+  out.recorded = true;
+  auto found = co_await find(db, std::move(user), std::string(r->text(0, 0)));
+  if (!found) {
+    co_return found.error();
+  }
+  out.next = std::move(*found);
+  co_return out;
 }
 
 asio::awaitable<result<std::optional<task>>> find(db::pool& db, std::string user, std::string id) {
@@ -149,10 +192,18 @@ db::query insert(const task& t) {
   for (auto& v : std::vector<db::param>{t.id, t.title, t.description, t.completed ? "t" : "f", stamp(t.completed_at),
                                         std::to_string(static_cast<int>(t.prio)), array_literal(t.tags),
                                         stamp(t.due_at), t.timezone, t.series_id, std::to_string(t.version),
-                                        time::format(t.created_at), time::format(t.updated_at)}) {
+                                        time::format(t.created_at), time::format(t.updated_at), t.rrule,
+                                        stamp(t.series_start)}) {
     p.push_back(std::move(v));
   }
   return {&insert_stmt, std::move(p)};
+}
+
+db::query insert_successor(const task& t, const std::string& predecessor) {
+  auto q = insert(t);
+  q.stmt = &insert_successor_stmt;
+  q.params.push_back(predecessor);
+  return q;
 }
 
 db::query replace(const task& before, const task& after, std::string_view kind) {
@@ -161,7 +212,8 @@ db::query replace(const task& before, const task& after, std::string_view kind) 
                                         stamp(after.completed_at), std::to_string(static_cast<int>(after.prio)),
                                         array_literal(after.tags), stamp(after.due_at), after.timezone,
                                         std::to_string(after.version), time::format(after.updated_at),
-                                        std::to_string(before.version)}) {
+                                        std::to_string(before.version), after.rrule, after.series_id,
+                                        stamp(after.series_start)}) {
     p.push_back(std::move(v));
   }
   return {&replace_stmt, std::move(p)};

@@ -21,13 +21,21 @@ struct tag_count {
   std::int64_t open = 0;
   std::int64_t total = 0;
 };
+// The next occurrence recorded for a completed one: `recorded` once it was
+// created, `next` while it still exists.
+struct successor {
+  bool recorded = false;
+  std::optional<task> next;
+};
+asio::awaitable<result<successor>> find_successor(db::pool& db, std::string user, std::string predecessor);
+
 // Every tag of the user's tasks, by name.
 asio::awaitable<result<std::vector<tag_count>>> tag_counts(db::pool& db, std::string user);
 
 // The columns read_task expects, in order, for statements built elsewhere
 // (listing.cpp).
 extern const std::string_view task_columns;
-inline constexpr std::size_t task_column_count = 14;
+inline constexpr std::size_t task_column_count = 16;
 task read_task(const db::rows& r, int row);
 // A text[] literal of values that need no escaping (tags, numbers).
 std::string array_literal(const std::vector<std::string>& items);
@@ -36,6 +44,9 @@ std::string array_literal(const std::vector<std::string>& items);
 // transaction. Each appends the change's event in the same statement and
 // returns one row when the change applied, none when it did not.
 db::query insert(const task& t);
+// The next occurrence of `predecessor`, written (with its event) only if
+// none was recorded for it before; returns one row when written.
+db::query insert_successor(const task& t, const std::string& predecessor);
 // Writes `after` if the stored version is still before.version. `kind` names
 // the event: "updated", "completed", "reopened".
 db::query replace(const task& before, const task& after, std::string_view kind);

@@ -15,7 +15,7 @@ asio::awaitable<http::response> update_task(state_ptr st, request_context ctx) {
   if (auto refused = require_json(ctx.req, true)) {
     co_return std::move(*refused);
   }
-  auto body = parse_task_body(ctx.req.body, body_mode::patch);
+  auto body = parse_task_body(ctx.req.body, body_mode::patch, st->rules.get());
   if (!body.bad_request.empty()) {
     co_return problem(errc::bad_request, body.bad_request);
   }
@@ -29,6 +29,9 @@ asio::awaitable<http::response> update_task(state_ptr st, request_context ctx) {
         return apply(patch, n) ? std::optional<task>(std::move(n)) : std::nullopt;
       },
       .answer = [](const task& t) { return task_answer(200, t); },
+      .check = [rules = st->rules](const task& before, const task& after) {
+        return check_task(&before, after, rules.get());
+      },
   };
   co_return co_await run_transition(std::move(st), std::move(ctx), std::move(tr));
 }

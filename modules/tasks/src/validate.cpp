@@ -80,6 +80,51 @@ bool tag_char(char c) {
 
 using element = simdjson::dom::element;
 
+std::string problem_text(const recurrence_problem& p) { return p.part + ": " + p.message; }
+
+// {"rrule": "..."} or {"every": "...", "interval": n}, to the canonical rule.
+std::variant<std::string, std::string> parse_recurrence(const element& v, const recurrence_rules& rules) {
+  simdjson::dom::object o;
+  if (v.get(o) != simdjson::SUCCESS) {
+    return std::variant<std::string, std::string>(std::in_place_index<1>,
+                                                  "must be null, {\"rrule\": ...} or {\"every\": ..., \"interval\": n}");
+  }
+  std::string_view rrule, every;
+  std::optional<std::int64_t> interval;
+  bool has_rrule = false, has_every = false;
+  for (auto member : o) {
+    std::string_view k = member.key;
+    if (k == "rrule" && member.value.get(rrule) == simdjson::SUCCESS) {
+      has_rrule = true;
+    } else if (k == "every" && member.value.get(every) == simdjson::SUCCESS) {
+      has_every = true;
+    } else if (k == "interval") {
+      std::int64_t n = 0;
+      if (member.value.get(n) != simdjson::SUCCESS) {
+        return std::variant<std::string, std::string>(std::in_place_index<1>, "interval: must be a whole number");
+      }
+      interval = n;
+    } else if (k == "rrule" || k == "every") {
+      return std::variant<std::string, std::string>(std::in_place_index<1>, std::string(k) + ": must be a string");
+    } else {
+      return std::variant<std::string, std::string>(std::in_place_index<1>,
+                                                    std::string(k) + ": is not a member of recurrence");
+    }
+  }
+  if (has_rrule == has_every) {
+    return std::variant<std::string, std::string>(std::in_place_index<1>, "needs exactly one of rrule and every");
+  }
+  if (has_rrule && interval) {
+    return std::variant<std::string, std::string>(std::in_place_index<1>,
+                                                  "interval: goes with every; put INTERVAL in the rrule");
+  }
+  auto parsed = has_rrule ? rules.parse(rrule) : rules.shorthand(every, interval.value_or(1));
+  if (auto* p = std::get_if<recurrence_problem>(&parsed)) {
+    return std::variant<std::string, std::string>(std::in_place_index<1>, problem_text(*p));
+  }
+  return std::variant<std::string, std::string>(std::in_place_index<0>, std::get<std::string>(parsed));
+}
+
 std::string must_be(std::string_view what, const element& e) {
   return "must be " + std::string(what) + ", not " + std::string(json::type_name(e));
 }
@@ -143,7 +188,7 @@ bool valid_timezone(const std::string& name) {
   }
 }
 
-parsed_body parse_task_body(std::string_view body, body_mode mode) {
+parsed_body parse_task_body(std::string_view body, body_mode mode, const recurrence_rules* rules) {
   parsed_body out;
   auto parsed = json::parse_body(body);
   if (!parsed.error.empty()) {
@@ -250,8 +295,17 @@ parsed_body parse_task_body(std::string_view body, body_mode mode) {
         p.timezone = std::string(s);
       }
     } else if (key == "recurrence") {
-      if (!is_null) {
-        errs.push_back({name, "recurring tasks are not available on this server yet"});
+      if (is_null) {
+        p.rrule = std::optional<std::string>{};
+      } else if (rules == nullptr) {
+        errs.push_back({name, "recurring tasks are not available on this server"});
+      } else {
+        auto r = parse_recurrence(v, *rules);
+        if (r.index() == 1) {
+          errs.push_back({name, std::get<1>(r)});
+        } else {
+          p.rrule = std::get<0>(std::move(r));
+        }
       }
     } else if (key == "reminders") {
       simdjson::dom::array arr;
@@ -299,7 +353,36 @@ bool apply(const task_patch& p, task& t) {
   if (p.timezone) {
     set(t.timezone, *p.timezone);
   }
+  if (p.rrule && !(t.rrule == *p.rrule)) {
+    set(t.rrule, *p.rrule);
+    // A new rule applies from this occurrence on: its DTSTART.
+    t.series_start = t.rrule ? t.due_at : std::nullopt;
+  }
+  // The first occurrence of a series names it; a task that stops recurring
+  // keeps its series (the past occurrences stay linked).
+  if (t.rrule && !t.series_id) {
+    t.series_id = t.id;
+    changed = true;
+  }
   return changed;
+}
+
+field_errors check_task(const task* before, const task& t, const recurrence_rules* rules) {
+  field_errors errs;
+  if (!t.rrule || rules == nullptr) {
+    return errs;
+  }
+  if (!t.due_at) {
+    errs.push_back({"recurrence", "needs due_at: the rule counts from the task's due date"});
+    return errs;
+  }
+  if (before != nullptr && before->rrule == t.rrule) {
+    return errs;
+  }
+  if (auto p = rules->check(*t.rrule, t.timezone, *t.due_at)) {
+    errs.push_back({p->part == "timezone" ? "timezone" : "recurrence", problem_text(*p)});
+  }
+  return errs;
 }
 
 }  // namespace todo::tasks

@@ -2,6 +2,7 @@
 // Request bodies to typed changes, with every broken field listed. Pure.
 #include "task.hpp"
 #include "todo/errors.hpp"
+#include "todo/recurrence_rules.hpp"
 
 #include <optional>
 #include <string>
@@ -19,6 +20,7 @@ struct task_patch {
   std::optional<std::vector<std::string>> tags;
   std::optional<std::optional<time::ms>> due_at;
   std::optional<std::string> timezone;
+  std::optional<std::optional<std::string>> rrule;  // canonical; null: stops recurring
 };
 
 enum class body_mode { create, patch };
@@ -29,7 +31,15 @@ struct parsed_body {
   std::string bad_request;  // 400: not JSON, too deep
 };
 
-parsed_body parse_task_body(std::string_view body, body_mode mode);
+// `rules` normalizes `recurrence`; without it a recurrence is refused.
+parsed_body parse_task_body(std::string_view body, body_mode mode, const recurrence_rules* rules = nullptr);
+
+// What the whole task must satisfy after a create (before: null) or a
+// patch, beyond each field: a recurring task needs due_at, and a rule the
+// client sets must give the series a date after this occurrence. (A rule
+// the server carried over, such as the last occurrence's COUNT=1, is not
+// judged again.)
+field_errors check_task(const task* before, const task& after, const recurrence_rules* rules);
 
 // Applies a patch; returns true if any field changed.
 bool apply(const task_patch& p, task& t);

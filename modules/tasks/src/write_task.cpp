@@ -28,18 +28,41 @@ asio::awaitable<boost::system::result<http::response>> write_task(state_ptr st, 
       co_return r;
     }
     auto next = tr.next(current);
+    // The successor recorded for this occurrence, if any: a completion that
+    // is repeated, replayed or follows a reopen shows it and creates none.
+    store::successor prior;
+    if (tr.follow && current.rrule) {
+      auto found_prior = co_await store::find_successor(*st->db, user, id);
+      if (!found_prior) {
+        co_return found_prior.error();
+      }
+      prior = std::move(*found_prior);
+    }
     if (!next) {
-      co_return tr.answer(current);
+      co_return tr.follow ? tr.answer_with_next(current, prior.next) : tr.answer(current);
+    }
+    if (tr.check) {
+      auto errs = tr.check(current, *next);
+      if (!errs.empty()) {
+        co_return validation_problem(errs);
+      }
     }
     if (tr.kind != "deleted") {
       next->version = current.version + 1;
       next->updated_at = std::max(time::now(), current.updated_at);
     }
-    auto answer = tr.answer(*next);
+    std::optional<task> successor;
+    if (tr.follow && next->rrule && !prior.recorded) {
+      successor = tr.follow(*next);
+    }
+    auto answer = tr.follow ? tr.answer_with_next(*next, prior.recorded ? prior.next : successor) : tr.answer(*next);
     // Named, not temporaries: GCC 12 miscompiles some temporaries that live
     // across a co_await.
     auto change = tr.kind == "deleted" ? store::remove(current) : store::replace(current, *next, tr.kind);
     auto kept = key ? record(*key, answer) : std::vector<db::query>{};
+    if (successor) {
+      kept.insert(kept.begin(), store::insert_successor(*successor, current.id));
+    }
     auto applied = co_await commit(*st->db, std::move(change), std::move(kept));
     if (!applied) {
       co_return applied.error();
