@@ -8,7 +8,7 @@ TODO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TODO_PACKAGES=(
   cmake ninja-build g++ ccache pkg-config
   libboost1.81-dev libpq-dev librdkafka-dev libsimdjson-dev libssl-dev
-  libhowardhinnant-date-dev tzdata catch2 libical-dev
+  libhowardhinnant-date-dev tzdata catch2
   postgresql-15 postgresql-client-15
   curl jq python3 python3-dateutil python3-yaml kcat
   yamllint shellcheck prometheus

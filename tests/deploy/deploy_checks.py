@@ -85,7 +85,7 @@ def _workload(spec, doc):
 
 
 def _deployment(pod, template, containers):
-    """The service's own pods: the full set of rules of issue 9."""
+    """The service's own pods: the full set of rules for them."""
     p = []
     if not isinstance(pod.get("terminationGracePeriodSeconds"), int):
         p.append("terminationGracePeriodSeconds missing")

@@ -12,7 +12,7 @@
 // The expansion is our own, checked against python-dateutil by the oracle
 // test: libical 3.0 (Debian 12) gets weekly rules with BYDAY or WKST wrong
 // and, running every step through ICU, stays under the 200 000 next dates a
-// second that issue 7 asks for (see README.md).
+// second wanted (see README.md).
 //
 // Trap: the system tz database as read by the date library lists offset
 // changes up to 2037 only; dates after that keep the last offset listed.
