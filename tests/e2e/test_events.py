@@ -860,5 +860,39 @@ class KafkaReplicas(EventChecks):
         self.assertEqual(broker.stop(), 0)
 
 
+class SigtermFlush(EventChecks):
+    """SIGTERM right after a burst of writes: the process exits 0 within the
+    drain time, and every event of an acknowledged write is on Kafka by then."""
+
+    def test_sigterm_flushes_committed_events_and_exits_in_time(self):
+        require_environment()
+        db = PrivateDatabase("e2e_sigterm").create()
+        self.addCleanup(db.cleanup)
+        broker = Broker()
+        self.addCleanup(broker.cleanup)
+        drain_s = 5
+        server = Server(database_url=db.url, extra_env={"KAFKA_BROKERS": broker.bootstrap,
+                                                        "DRAIN_TIMEOUT": f"{drain_s}s", "RATE_LIMIT": "0"})
+        self.addCleanup(server.cleanup)
+        server.start()
+        u = new_user("term")
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            answers = list(ex.map(lambda i: server.post("/api/v1/tasks", {"title": f"t{i}"}, user=u), range(120)))
+        self.assertTrue(all(a.status == 201 for a in answers))
+        acked = {a.json()["id"] for a in answers}
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        code = server.proc.wait(drain_s + 10)
+        took = time.monotonic() - started
+        self.assertEqual(code, 0, server.read_log()[-2000:])
+        self.assertLess(took, drain_s + 5, "exits within the drain time and the producer's flush")
+        # Read only after the server is gone: what is on the broker now was
+        # delivered before the exit.
+        records = read_topic(broker.bootstrap, "task-events")
+        self.assertIsNotNone(records)
+        on_wire = {r["value"]["subject"] for r in records if r.get("key") == u}
+        self.assertEqual(on_wire, acked, "every acknowledged create's event reached Kafka before the exit")
+
+
 if __name__ == "__main__":
     unittest.main()
