@@ -81,12 +81,29 @@ TEST_CASE("listing plans: index scans for every shape, no sort for the main orde
   }
   const auto now = time::now();
 
-  const std::vector<params> ordered{
-      {},
-      {{"sort", "due_at"}},
-      {{"sort", "-priority,due_at"}},
+  // The main orders are one index range each; every shape reads the tasks
+  // table through an index.
+  struct shape {
+    params ps;
+    bool index_range;
   };
-  for (const auto& ps : ordered) {
+  const std::vector<shape> shapes{
+      {{}, true},
+      {{{"sort", "due_at"}}, true},
+      {{{"sort", "-priority,due_at"}}, true},
+      {{{"status", "all"}}, false},
+      {{{"status", "completed"}, {"sort", "-updated_at"}}, false},
+      {{{"tag", "t7"}}, false},
+      {{{"tag", "t7"}, {"tag", "u1"}, {"sort", "-priority,due_at"}}, false},
+      {{{"any_tag", "t1,t2,t3"}}, false},
+      {{{"priority", "high,urgent"}, {"sort", "due_at"}}, false},
+      {{{"q", "plan"}}, false},
+      {{{"q", "garden task"}, {"sort", "title"}}, false},
+      {{{"overdue", "true"}}, false},
+      {{{"due_after", "2026-01-01T00:00:00Z"}, {"due_before", "2027-01-01T00:00:00Z"}, {"sort", "-due_at"}}, false},
+      {{{"sort", "title,-created_at"}}, false},
+  };
+  for (const auto& [ps, index_range] : shapes) {
     auto f = parsed(ps);
     for (bool second_page : {false, true}) {
       std::optional<listing::position> after;
@@ -94,42 +111,17 @@ TEST_CASE("listing plans: index scans for every shape, no sort for the main orde
         after = middle(f);
       }
       auto p = plan(fx, listing::page_query(f, user, after, now));
-      INFO((ps.empty() ? std::string("default order") : ps.front().second)
-           << (second_page ? ", second page" : ", first page") << "\n" << p);
-      CHECK(p.find("Seq Scan") == std::string::npos);
-      CHECK(p.find("Sort") == std::string::npos);
-      CHECK(p.find("Index Scan") != std::string::npos);
-    }
-  }
-
-  const std::vector<params> filtered{
-      {{"status", "all"}},
-      {{"status", "completed"}, {"sort", "-updated_at"}},
-      {{"tag", "t7"}},
-      {{"tag", "t7"}, {"tag", "u1"}, {"sort", "-priority,due_at"}},
-      {{"any_tag", "t1,t2,t3"}},
-      {{"priority", "high,urgent"}, {"sort", "due_at"}},
-      {{"q", "plan"}},
-      {{"q", "garden task"}, {"sort", "title"}},
-      {{"overdue", "true"}},
-      {{"due_after", "2026-01-01T00:00:00Z"}, {"due_before", "2027-01-01T00:00:00Z"}, {"sort", "-due_at"}},
-      {{"sort", "title,-created_at"}},
-  };
-  for (const auto& ps : filtered) {
-    auto f = parsed(ps);
-    for (bool second_page : {false, true}) {
-      std::optional<listing::position> after;
-      if (second_page) {
-        after = middle(f);
-      }
-      auto p = plan(fx, listing::page_query(f, user, after, now));
-      std::string shape;
+      std::string name = ps.empty() ? "default order " : "";
       for (const auto& [k, v] : ps) {
-        shape += k + "=" + v + " ";
+        name += k + "=" + v + " ";
       }
-      INFO(shape << (second_page ? "(second page)" : "(first page)") << "\n" << p);
+      INFO(name << (second_page ? "(second page)" : "(first page)") << "\n" << p);
       CHECK(p.find("Seq Scan") == std::string::npos);
       CHECK(p.find(" on tasks") != std::string::npos);
+      if (index_range) {
+        CHECK(p.find("Sort") == std::string::npos);
+        CHECK(p.find("Index Scan") != std::string::npos);
+      }
       // Sorted by the values, never by their text (k0, k1 are the cursor's copies).
       auto sort_key = p.find("Sort Key:");
       CHECK((sort_key == std::string::npos || p.find("::text", sort_key) > p.find('\n', sort_key)));
