@@ -63,6 +63,31 @@ parse_outcome parse_body(std::string_view body) {
   return out;
 }
 
+object_outcome parse_object(std::string_view body) {
+  object_outcome out;
+  auto parsed = parse_body(body);
+  if (!parsed.error.empty()) {
+    out.error = std::move(parsed.error);
+    return out;
+  }
+  simdjson::dom::object obj;
+  if (parsed.root.get(obj) != simdjson::SUCCESS) {
+    out.errors.push_back({"", "the body must be a JSON object"});
+    return out;
+  }
+  out.object = true;
+  for (auto field : obj) {
+    bool again = std::any_of(out.members.begin(), out.members.end(),
+                             [&field](const auto& m) { return m.first == field.key; });
+    if (again) {
+      out.errors.push_back({std::string(field.key), "appears more than once"});
+      continue;
+    }
+    out.members.emplace_back(field.key, field.value);
+  }
+  return out;
+}
+
 std::string_view type_name(const simdjson::dom::element& e) {
   switch (e.type()) {
     case simdjson::dom::element_type::ARRAY: return "an array";

@@ -6,7 +6,6 @@
 #include "todo/json_parse.hpp"
 
 #include <algorithm>
-#include <set>
 
 namespace todo::tasks {
 namespace {
@@ -67,28 +66,19 @@ std::string check_webhook_secret(std::string_view secret) {
 
 parsed_settings parse_settings_body(std::string_view body, bool allow_insecure) {
   parsed_settings out;
-  auto parsed = json::parse_body(body);
-  if (!parsed.error.empty()) {
-    out.bad_request = parsed.error;
-    return out;
-  }
-  simdjson::dom::object obj;
-  if (parsed.root.get(obj) != simdjson::SUCCESS) {
-    out.errors.push_back({"", "the body must be a JSON object"});
+  auto parsed = json::parse_object(body);
+  out.bad_request = std::move(parsed.error);
+  out.errors = std::move(parsed.errors);
+  if (!parsed.object) {
     return out;
   }
   auto& errs = out.errors;
   auto& p = out.patch;
-  std::set<std::string_view> seen;
-  for (auto field : obj) {
-    std::string name(field.key);
-    if (!seen.insert(field.key).second) {
-      errs.push_back({name, "appears more than once"});
-      continue;
-    }
+  for (const auto& [key, member] : parsed.members) {
+    std::string name(key);
     std::optional<std::string> value;
     if (name == "timezone") {
-      if (string_or_null(field.value, name, errs, value)) {
+      if (string_or_null(member, name, errs, value)) {
         if (value && !valid_timezone(*value)) {
           errs.push_back({name, "must be an IANA time zone name such as Europe/Berlin"});
         } else {
@@ -96,7 +86,7 @@ parsed_settings parse_settings_body(std::string_view body, bool allow_insecure) 
         }
       }
     } else if (name == "email") {
-      if (string_or_null(field.value, name, errs, value)) {
+      if (string_or_null(member, name, errs, value)) {
         if (auto m = value ? check_email(*value) : std::string{}; !m.empty()) {
           errs.push_back({name, m});
         } else {
@@ -104,7 +94,7 @@ parsed_settings parse_settings_body(std::string_view body, bool allow_insecure) 
         }
       }
     } else if (name == "webhook_url") {
-      if (string_or_null(field.value, name, errs, value)) {
+      if (string_or_null(member, name, errs, value)) {
         if (!value) {
           p.webhook_url = std::optional<std::string>{};
         } else {
@@ -118,7 +108,7 @@ parsed_settings parse_settings_body(std::string_view body, bool allow_insecure) 
         }
       }
     } else if (name == "webhook_secret") {
-      if (string_or_null(field.value, name, errs, value)) {
+      if (string_or_null(member, name, errs, value)) {
         if (auto m = value ? check_webhook_secret(*value) : std::string{}; !m.empty()) {
           errs.push_back({name, m});
         } else {

@@ -190,27 +190,18 @@ bool valid_timezone(const std::string& name) {
 
 parsed_body parse_task_body(std::string_view body, body_mode mode, const recurrence_rules* rules) {
   parsed_body out;
-  auto parsed = json::parse_body(body);
-  if (!parsed.error.empty()) {
-    out.bad_request = parsed.error;
-    return out;
-  }
-  simdjson::dom::object obj;
-  if (parsed.root.get(obj) != simdjson::SUCCESS) {
-    out.errors.push_back({"", "the body must be a JSON object"});
+  auto parsed = json::parse_object(body);
+  out.bad_request = std::move(parsed.error);
+  out.errors = std::move(parsed.errors);
+  if (!parsed.object) {
     return out;
   }
   auto& errs = out.errors;
   auto& p = out.patch;
   std::set<std::string_view> seen;
-  for (auto field : obj) {
-    std::string_view key = field.key;
-    element v = field.value;
+  for (const auto& [key, v] : parsed.members) {
     std::string name(key);
-    if (!seen.insert(key).second) {
-      errs.push_back({name, "appears more than once"});
-      continue;
-    }
+    seen.insert(key);
     bool is_null = v.is_null();
     if (key == "title") {
       std::string_view s;
