@@ -1,9 +1,28 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, starts a private PostgreSQL on a free
 # loopback port, runs every test through ctest, and stops what it started.
+#
+# usage: scripts/test.sh [--sanitize]
+#   --sanitize  the same suite against an AddressSanitizer + UndefinedBehavior-
+#               Sanitizer build (build-sanitize/); any report fails the test
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$TODO_ROOT"
+
+build_dir="$TODO_ROOT/build"
+cmake_args=()
+case "${1:-}" in
+  "") ;;
+  --sanitize)
+    build_dir="$TODO_ROOT/build-sanitize"
+    cmake_args=(-DTODO_SANITIZE=ON)
+    # A finding ends the process with an error: tests that expect exit 0
+    # (SIGTERM drains) or answers fail with it.
+    export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:strict_string_checks=1
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    ;;
+  *) echo "usage: scripts/test.sh [--sanitize]" >&2; exit 2 ;;
+esac
 
 ensure_packages python3-websockets
 # Debian's kubectl (kustomize built in) renders k8s/ in the deploy test,
@@ -12,7 +31,7 @@ command -v kubectl >/dev/null 2>&1 || ensure_packages kubernetes-client
 # Debian's npm only where Node.js brought none (NodeSource's nodejs has it).
 command -v npm >/dev/null 2>&1 || ensure_packages npm
 ensure_node_tooling
-build "$TODO_ROOT/build"
+build "$build_dir" "${cmake_args[@]}"
 
 run_dir=$(mktemp -d /tmp/todo-test.XXXXXX)
 pg_data=$(pg_data_dir "$run_dir/pg")
@@ -29,9 +48,9 @@ trap cleanup EXIT INT TERM
 pg_start "$pg_data" "$pg_port" fsync=off synchronous_commit=off full_page_writes=off
 
 export TODO_TEST_DATABASE_URL="postgresql://todo@127.0.0.1:$pg_port/todo"
-export TODO_BINARY="$TODO_ROOT/build/todo-server"
+export TODO_BINARY="$build_dir/todo-server"
 export TODO_PG_BIN
 TODO_PG_BIN=$(pg_bin)
 
-cd "$TODO_ROOT/build"
+cd "$build_dir"
 ctest --output-on-failure -j "$(nproc)" --timeout 600

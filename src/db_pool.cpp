@@ -79,6 +79,11 @@ pool::~pool() {
   impl_->blocking.join();
 }
 
+void pool::shutdown() {
+  impl_->blocking.stop();
+  impl_->blocking.join();
+}
+
 const pool_options& pool::options() const { return impl_->opt; }
 
 pool_stats pool::stats() const {

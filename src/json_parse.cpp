@@ -50,6 +50,11 @@ parse_outcome parse_body(std::string_view body) {
     out.error = "JSON is nested deeper than 64 levels";
     return out;
   }
+  if (body.empty()) {
+    // simdjson would copy from the view's null pointer.
+    out.error = "The body is not valid JSON";
+    return out;
+  }
   auto r = parser.parse(body.data(), body.size(), true);
   if (r.error() == simdjson::DEPTH_ERROR) {
     out.error = "JSON is nested deeper than 64 levels";

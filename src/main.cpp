@@ -242,6 +242,7 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
   for (auto& t : workers) {
     t.join();
   }
+  db->shutdown();
   // Off the I/O threads now: give librdkafka a bounded moment to deliver what
   // it holds. Whatever it could not is resent after restart (same ids).
   relay.flush(std::chrono::seconds(5));

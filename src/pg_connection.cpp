@@ -46,10 +46,12 @@ asio::awaitable<bool> wait_fd(int fd, wait_type w, deadline until) {
 
 // Runs on the blocking pool: PQconnectStartParams resolves host names
 // synchronously. Parameters are copies; the caller's frame may move on.
-asio::awaitable<PGconn*> start_connect(std::string conninfo, std::string app, std::string options) {
+// Owned from the start: at shutdown the result may never reach the caller.
+asio::awaitable<std::unique_ptr<PGconn, pg_conn_free>> start_connect(std::string conninfo, std::string app,
+                                                                     std::string options) {
   const char* keys[] = {"dbname", "application_name", "options", nullptr};
   const char* values[] = {conninfo.c_str(), app.c_str(), options.c_str(), nullptr};
-  co_return PQconnectStartParams(keys, values, 1);
+  co_return std::unique_ptr<PGconn, pg_conn_free>(PQconnectStartParams(keys, values, 1));
 }
 
 }  // namespace
@@ -88,8 +90,8 @@ asio::awaitable<boost::system::result<std::unique_ptr<connection>>> connection::
   std::string options = "-c statement_timeout=" + std::to_string(o.statement_timeout.count()) +
                         " -c TimeZone=UTC -c lock_timeout=" + std::to_string(o.statement_timeout.count());
 
-  std::unique_ptr<PGconn, pg_conn_free> c(
-      co_await asio::co_spawn(blocking, start_connect(o.conninfo, o.application_name, options), asio::use_awaitable));
+  auto started = asio::co_spawn(blocking, start_connect(o.conninfo, o.application_name, options), asio::use_awaitable);
+  std::unique_ptr<PGconn, pg_conn_free> c = co_await std::move(started);
 
   if (!c || PQstatus(c.get()) == CONNECTION_BAD) {
     log::warn("db", "connect failed", {{"error", c ? PQerrorMessage(c.get()) : "out of memory"}});
