@@ -39,11 +39,7 @@ std::string to_json(const task& t) {
   t.due_at ? w.value(time::format(*t.due_at)) : w.null();
   w.key("timezone").value(t.timezone);
   w.key("recurrence");
-  if (t.rrule) {
-    w.begin_object().key("rrule").value(*t.rrule).end_object();
-  } else {
-    w.null();
-  }
+  write_recurrence(w, t);
   w.key("series_id");
   t.series_id ? w.value(*t.series_id) : w.null();
   w.key("reminders").begin_array().end_array();
@@ -52,6 +48,14 @@ std::string to_json(const task& t) {
   w.key("updated_at").value(time::format(t.updated_at));
   w.end_object();
   return w.take();
+}
+
+void write_recurrence(json::writer& w, const task& t) {
+  if (t.rrule) {
+    w.begin_object().key("rrule").value(*t.rrule).end_object();
+  } else {
+    w.null();
+  }
 }
 
 std::string etag(const task& t) { return "\"" + std::to_string(t.version) + "\""; }

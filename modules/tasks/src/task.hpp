@@ -8,6 +8,10 @@
 #include <string_view>
 #include <vector>
 
+namespace todo::json {
+class writer;
+}
+
 namespace todo::tasks {
 
 enum class priority : std::int16_t { none = 0, low, medium, high, urgent };
@@ -38,6 +42,8 @@ struct task {
 };
 
 std::string to_json(const task& t);
+// The `recurrence` member's value: {"rrule": "..."} or null.
+void write_recurrence(json::writer& w, const task& t);
 std::string etag(const task& t);
 
 }  // namespace todo::tasks

@@ -45,15 +45,7 @@ const std::vector<field>& fields() {
        [](const task& a, const task& b) { return a.due_at == b.due_at; }},
       {"timezone", [](json::writer& w, const task& t) { w.value(t.timezone); },
        [](const task& a, const task& b) { return a.timezone == b.timezone; }},
-      {"recurrence",
-       [](json::writer& w, const task& t) {
-         if (t.rrule) {
-           w.begin_object().key("rrule").value(*t.rrule).end_object();
-         } else {
-           w.null();
-         }
-       },
-       [](const task& a, const task& b) { return a.rrule == b.rrule; }},
+      {"recurrence", write_recurrence, [](const task& a, const task& b) { return a.rrule == b.rrule; }},
       {"series_id", [](json::writer& w, const task& t) { t.series_id ? w.value(*t.series_id) : w.null(); },
        [](const task& a, const task& b) { return a.series_id == b.series_id; }},
   };
