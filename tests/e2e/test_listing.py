@@ -419,6 +419,8 @@ class Tags(ServerTest):
         ])
         self.assertEqual(self.server.get("/api/v1/tags", user=new_user()).json(), {"items": []})
         self.assertProblem(self.server.get("/api/v1/tags?sort=tag", user=u), 400)
+        # A name that is not UTF-8 is not echoed: the problem stays valid JSON.
+        self.assertProblem(self.server.get("/api/v1/tags?%FF%FE=1", user=u), 400)
 
 
 class Settings(ServerTest):

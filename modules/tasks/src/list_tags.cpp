@@ -1,5 +1,6 @@
 // GET /api/v1/tags
 #include "handlers.hpp"
+#include "listing.hpp"
 #include "task_store.hpp"
 
 #include "todo/json.hpp"
@@ -10,7 +11,8 @@ namespace todo::tasks {
 asio::awaitable<http::response> list_tags(state_ptr st, request_context ctx) {
   auto pairs = http::parse_query(ctx.req.query);
   if (!pairs || !pairs->empty()) {
-    field_error e{pairs ? pairs->front().first : "query", "is not a known parameter (this route takes none)"};
+    field_error e{pairs ? listing::shown_name(pairs->front().first) : "query",
+                  "is not a known parameter (this route takes none)"};
     co_return problem(errc::bad_request, e.field + ": " + e.message, {e});
   }
   auto r = co_await store::tag_counts(*st->db, ctx.user);

@@ -39,14 +39,6 @@ std::size_t utf8_chars(std::string_view s) {
       std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
-// A parameter name is echoed in the error; keep that readable and valid JSON.
-std::string shown_name(const std::string& k) {
-  if (k.size() > 64 || !simdjson::validate_utf8(k.data(), k.size())) {
-    return "(unreadable parameter name)";
-  }
-  return k;
-}
-
 std::optional<sort_key> parse_sort_key(std::string_view s) {
   if (s == "due_at") return sort_key::due_at;
   if (s == "priority") return sort_key::priority;
@@ -289,6 +281,13 @@ class sql_builder {
 };
 
 }  // namespace
+
+std::string shown_name(const std::string& k) {
+  if (k.size() > 64 || !simdjson::validate_utf8(k.data(), k.size())) {
+    return "(unreadable parameter name)";
+  }
+  return k;
+}
 
 parse_result parse(const std::vector<std::pair<std::string, std::string>>& query) {
   filter f;

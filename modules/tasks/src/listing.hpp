@@ -40,6 +40,9 @@ struct filter {
   bool ranked() const { return q && sort.empty(); }
 };
 
+// A parameter name as an error may echo it: readable and valid JSON.
+std::string shown_name(const std::string& k);
+
 // One bad parameter: a 400 naming it.
 using parse_result = std::variant<filter, field_error>;
 parse_result parse(const std::vector<std::pair<std::string, std::string>>& query);
