@@ -8,9 +8,10 @@ TODO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TODO_PACKAGES=(
   cmake ninja-build g++ ccache pkg-config
   libboost1.81-dev libpq-dev librdkafka-dev libsimdjson-dev libssl-dev
-  libhowardhinnant-date-dev tzdata catch2
+  libhowardhinnant-date-dev tzdata catch2 libcurl4-openssl-dev
   postgresql-15 postgresql-client-15
   curl jq python3 python3-dateutil python3-yaml kcat
+  python3-websockets python3-aiosmtpd python3-psycopg2
   yamllint shellcheck prometheus
 )
 

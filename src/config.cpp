@@ -189,6 +189,62 @@ const std::vector<option>& options() {
          c.notify.webhook_allow_insecure = v == "true";
          return {};
        }},
+      {"SMTP_URL", "(unset)",
+       "reminder e-mail server: smtp://[user:pass@]host:587 (STARTTLS when offered) or smtps://host:465",
+       [](config& c, const std::string& v) -> std::string {
+         if (!v.empty() && !v.starts_with("smtp://") && !v.starts_with("smtps://")) {
+           return "must start with smtp:// or smtps://";
+         }
+         c.notify.smtp_url = v;
+         return {};
+       }},
+      {"SMTP_FROM", "todo-server@localhost", "sender address of reminder e-mails",
+       [](config& c, const std::string& v) -> std::string {
+         if (v.empty() || v.find('@') == std::string::npos || v.find_first_of("\r\n<> ") != std::string::npos) {
+           return "must be an e-mail address such as reminders@example.com";
+         }
+         c.notify.smtp_from = v;
+         return {};
+       }},
+      {"REMINDER_MAX_ATTEMPTS", "8", "delivery attempts per channel before a reminder is dead-lettered",
+       integer<int>(1, 100, [](config& c) -> int& { return c.notify.max_attempts; })},
+      {"REMINDER_RETRY_BASE", "2s", "first delivery retry after about this long, doubling each time, with jitter",
+       duration([](config& c) -> std::chrono::milliseconds& { return c.notify.retry_base; }, std::chrono::milliseconds(10))},
+      {"DAPR_HTTP_PORT", "(unset)", "the Dapr sidecar's HTTP port; unset: embedded scheduler and state store",
+       [](config& c, const std::string& v) -> std::string {
+         std::int64_t n = 0;
+         auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+         if (v.empty()) {
+           c.dapr.http_port = 0;
+           return {};
+         }
+         if (ec != std::errc{} || p != v.data() + v.size() || n < 1 || n > 65535) {
+           return "must be a port number from 1 to 65535";
+         }
+         c.dapr.http_port = static_cast<std::uint16_t>(n);
+         return {};
+       }},
+      {"DAPR_STATE_STORE", "statestore", "name of the Dapr state.postgresql component",
+       [](config& c, const std::string& v) -> std::string {
+         if (v.empty() || v.find_first_of("/?#% ") != std::string::npos) {
+           return "must be a component name";
+         }
+         c.dapr.state_store = v;
+         return {};
+       }},
+      {"DAPR_API_TOKEN", "(unset)", "token sent to the sidecar (dapr-api-token)",
+       [](config& c, const std::string& v) -> std::string {
+         c.dapr.api_token = v;
+         return {};
+       }},
+      {"APP_API_TOKEN", "(unset)", "token the sidecar must send on /job/* (dapr-api-token)",
+       [](config& c, const std::string& v) -> std::string {
+         c.dapr.app_api_token = v;
+         return {};
+       }},
+      {"REMINDER_RECONCILE_INTERVAL", "30s",
+       "how often reminders past due and not fired, and unsettled deliveries, are looked for",
+       duration([](config& c) -> std::chrono::milliseconds& { return c.dapr.reconcile_interval; }, std::chrono::milliseconds(100))},
       {"DRAIN_TIMEOUT", "10s", "on SIGTERM, longest wait for in-flight requests",
        duration([](config& c) -> std::chrono::milliseconds& { return c.http.drain_timeout; }, std::chrono::milliseconds(0))},
   };

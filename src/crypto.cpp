@@ -35,6 +35,15 @@ std::string b64url_encode(std::string_view in) {
   return out;
 }
 
+std::string b64_encode(std::string_view in) {
+  auto out = b64url_encode(in);
+  for (auto& c : out) {
+    c = c == '-' ? '+' : (c == '_' ? '/' : c);
+  }
+  out.append((4 - out.size() % 4) % 4, '=');
+  return out;
+}
+
 std::optional<std::string> b64url_decode(std::string_view in) {
   if (in.size() % 4 == 1) {
     return std::nullopt;

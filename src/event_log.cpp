@@ -187,7 +187,12 @@ struct event_bus::impl {
   std::shared_ptr<db::pool> db;
   metrics::registry& metrics;
   bus_options opt;
-  std::vector<std::pair<std::string, handler>> subscribers;
+  struct subscriber {
+    std::string name;
+    handler h;
+    checkpoint_store where;
+  };
+  std::vector<subscriber> subscribers;
   std::mutex mu;
   std::set<std::shared_ptr<asio::steady_timer>> waiting;
 };
@@ -197,7 +202,14 @@ event_bus::event_bus(asio::io_context& io, std::shared_ptr<db::pool> db, metrics
 
 event_bus::~event_bus() = default;
 
-void event_bus::subscribe(std::string name, handler h) { impl_->subscribers.emplace_back(std::move(name), std::move(h)); }
+void event_bus::subscribe(std::string name, handler h, checkpoint_store where) {
+  if (!where.load) {
+    auto db = impl_->db;
+    where.load = [db](std::string n) { return load_checkpoint(*db, std::move(n)); };
+    where.save = [db](std::string n, std::int64_t pos) { return save_checkpoint(*db, std::move(n), pos); };
+  }
+  impl_->subscribers.push_back({std::move(name), std::move(h), std::move(where)});
+}
 
 
 void event_bus::notify() {
@@ -221,7 +233,7 @@ asio::awaitable<void> event_bus::wait() {
 namespace {
 
 asio::awaitable<void> run_subscriber(event_bus* bus, std::shared_ptr<event_bus::impl> st, std::string name,
-                                     event_bus::handler h) {
+                                     event_bus::handler h, event_bus::checkpoint_store where) {
   auto& delivered = st->metrics.get_counter("todo_event_bus_delivered_total",
                                             "Events delivered to in-process subscribers", metrics::label("subscriber", name));
   auto& failures = st->metrics.get_counter("todo_event_bus_failures_total",
@@ -229,7 +241,8 @@ asio::awaitable<void> run_subscriber(event_bus* bus, std::shared_ptr<event_bus::
                                            metrics::label("subscriber", name));
   std::int64_t checkpoint = 0;
   for (;;) {
-    auto loaded = co_await load_checkpoint(*st->db, name);
+    auto load = where.load(name);
+    auto loaded = co_await std::move(load);
     if (loaded) {
       checkpoint = *loaded;
       break;
@@ -254,7 +267,8 @@ asio::awaitable<void> run_subscriber(event_bus* bus, std::shared_ptr<event_bus::
       continue;
     }
     delivered.inc(count);
-    auto saved = co_await save_checkpoint(*st->db, name, reader.position());
+    auto save = where.save(name, reader.position());
+    auto saved = co_await std::move(save);
     if (saved) {
       checkpoint = reader.position();
     }
@@ -264,9 +278,9 @@ asio::awaitable<void> run_subscriber(event_bus* bus, std::shared_ptr<event_bus::
 }  // namespace
 
 void event_bus::start() {
-  for (auto& [name, h] : impl_->subscribers) {
-    asio::co_spawn(asio::make_strand(impl_->io), run_subscriber(this, impl_, name, h),
-                   [name = name](std::exception_ptr e) {
+  for (auto& s : impl_->subscribers) {
+    asio::co_spawn(asio::make_strand(impl_->io), run_subscriber(this, impl_, s.name, s.h, s.where),
+                   [name = s.name](std::exception_ptr e) {
                      if (e) {
                        log::error("bus", "subscriber stopped", {{"subscriber", std::string_view(name)}});
                      }

@@ -17,6 +17,7 @@
 #include "todo/websocket.hpp"
 #include "activity/activity.hpp"
 #include "recurrence/recurrence.hpp"
+#include "reminders/reminders.hpp"
 #include "sync/sync.hpp"
 #include "tasks/tasks.hpp"
 
@@ -102,7 +103,8 @@ int token_command(const todo::environment& env, std::span<const std::string> arg
 
 // Migrations, then everything that reads the schema.
 asio::awaitable<void> apply_migrations(std::shared_ptr<todo::db::pool> db, std::atomic<bool>* ready,
-                                       todo::event_bus* bus, todo::kafka_relay* relay) {
+                                       todo::event_bus* bus, todo::kafka_relay* relay,
+                                       const std::vector<std::function<void()>>* then) {
   asio::steady_timer backoff(co_await asio::this_coro::executor);
   auto delay = std::chrono::milliseconds(200);
   for (;;) {
@@ -110,6 +112,9 @@ asio::awaitable<void> apply_migrations(std::shared_ptr<todo::db::pool> db, std::
     if (r) {
       bus->start();
       relay->start();
+      for (const auto& f : *then) {
+        f();
+      }
       ready->store(true);
       todo::log::info("main", "schema ready", {});
       co_return;
@@ -195,6 +200,7 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
   todo::tasks::install(app);
   todo::activity::install(app);
   todo::sync::install(app);
+  todo::reminders::install(app);
 
   todo::dispatcher dispatch(routes, *verifier, metrics, &schema_ready);
   todo::rate_limiter user_limiter(cfg.limits.user_rate, cfg.limits.user_burst);
@@ -219,7 +225,7 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
                   {{"address", std::string_view(cfg.http.bind_address)}, {"port", static_cast<int>(port)},
                    {"threads", cfg.threads}});
 
-  asio::co_spawn(asio::make_strand(ioc), apply_migrations(db, &schema_ready, &bus, &relay), [](std::exception_ptr e) {
+  asio::co_spawn(asio::make_strand(ioc), apply_migrations(db, &schema_ready, &bus, &relay, &app.on_schema_ready), [](std::exception_ptr e) {
     if (e) {
       todo::log::error("main", "migration task failed", {});
     }

@@ -209,6 +209,7 @@ asio::awaitable<boost::system::result<std::vector<rows>>> connection::execute(st
   std::vector<expected> order;
   order.reserve(qs.size() * 2);
   std::vector<const char*> values;
+  std::unordered_set<const statement*> preparing;
   for (auto& q : qs) {
     if (q.stmt == nullptr) {
       values.clear();
@@ -224,7 +225,8 @@ asio::awaitable<boost::system::result<std::vector<rows>>> connection::execute(st
     }
     const auto& s = *q.stmt;
     std::string name(s.name);
-    if (!prepared_.contains(q.stmt)) {
+    // Prepared once even when the pipeline uses the statement many times.
+    if (!prepared_.contains(q.stmt) && preparing.insert(q.stmt).second) {
       std::string sql(s.sql);
       if (PQsendPrepare(c, name.c_str(), sql.c_str(), 0, nullptr) != 1) {
         co_return fail_connection();

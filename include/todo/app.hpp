@@ -52,6 +52,8 @@ struct app {
   std::shared_ptr<ws::handler> websocket;
   // Set by the recurrence module, before the tasks module installs.
   std::shared_ptr<const recurrence_rules> recurrence;
+  // Run once migrations are applied, with the bus and the relay.
+  std::vector<std::function<void()>> on_schema_ready;
 };
 
 // /health, /ready and /metrics.

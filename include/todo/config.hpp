@@ -62,11 +62,25 @@ struct notify_config {
   // Local and test use only: webhook targets may be http:// and loopback or
   // private addresses.
   bool webhook_allow_insecure = false;
+  std::string smtp_url;   // empty: no e-mail channel
+  std::string smtp_from = "todo-server@localhost";
+  int max_attempts = 8;   // per channel, then dead-lettered
+  std::chrono::milliseconds retry_base{2000};  // first retry after about this, doubling, with jitter
+};
+
+struct dapr_config {
+  std::uint16_t http_port = 0;  // 0: no sidecar; the embedded scheduler and state store
+  std::string state_store = "statestore";
+  std::string api_token;      // DAPR_API_TOKEN: sent to the sidecar
+  std::string app_api_token;  // APP_API_TOKEN: required from the sidecar on /job/*
+  std::chrono::milliseconds reconcile_interval{30'000};
+  bool enabled() const { return http_port != 0; }
 };
 
 struct config {
   http_config http;
   notify_config notify;
+  dapr_config dapr;
   limits_config limits;
   kafka_config kafka;
   websocket_config websocket;

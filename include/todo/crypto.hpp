@@ -11,6 +11,8 @@ namespace todo::crypto {
 using digest = std::array<unsigned char, 32>;
 
 std::string b64url_encode(std::string_view in);
+// RFC 4648 section 4 base64, padded (webhook signatures).
+std::string b64_encode(std::string_view in);
 // Strict RFC 7515 base64url: no padding, no whitespace, and unused trailing
 // bits must be zero, so every byte string has exactly one accepted encoding.
 std::optional<std::string> b64url_decode(std::string_view in);

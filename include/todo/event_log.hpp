@@ -92,9 +92,16 @@ class event_bus {
   event_bus(boost::asio::io_context& io, std::shared_ptr<db::pool> db, metrics::registry& m, bus_options o = {});
   ~event_bus();
 
+  // Where a subscriber keeps its checkpoint; by default the
+  // consumer_checkpoints table. load answers 0 when there is none yet.
+  struct checkpoint_store {
+    std::function<boost::asio::awaitable<boost::system::result<std::int64_t>>(std::string)> load;
+    std::function<boost::asio::awaitable<boost::system::result<void>>(std::string, std::int64_t)> save;
+  };
+
   // Before start(). A subscriber that has no checkpoint yet starts from the
   // beginning of the log.
-  void subscribe(std::string name, handler h);
+  void subscribe(std::string name, handler h, checkpoint_store where = {});
   void start();
   // Wakes every subscriber now (and the Kafka relay, which waits here too).
   void notify();

@@ -323,7 +323,7 @@ class Errors(ServerTest):
         self.assertProblem(self.server.post("/api/v1/tasks", ["not", "an", "object"], user=u), 422)
         for field, value in [("title", "x" * 501), ("description", "y" * 20001), ("tags", [f"t{i}" for i in range(21)]),
                              ("tags", ["a" * 51]), ("tags", ["dup", "DUP"]), ("description", "nul\u0000char"),
-                             ("recurrence", {"rrule": "FREQ=DAILY"}), ("reminders", [{"before": "PT5M"}])]:
+                             ("recurrence", {"rrule": "FREQ=DAILY"}), ("reminders", [{"before": "PT5M"}] * 11)]:
             with self.subTest(field=field):
                 self.assertProblem(self.server.post("/api/v1/tasks", {"title": "x", field: value}, user=u), 422, field)
         t = self.create(u)

@@ -42,7 +42,7 @@ TEST_CASE("a creation lists every field from null", "[task_events]") {
   auto parsed = todo::json::parse_body(changes_json(nullptr, t));
   REQUIRE(parsed.error.empty());
   simdjson::dom::object o = parsed.root;
-  CHECK(o.size() == 10);  // the client-visible fields, recurrence and series_id included
+  CHECK(o.size() == 11);  // the client-visible fields, recurrence, reminders and series_id included
   CHECK(o["title"].at(0).is_null());
   CHECK(o["recurrence"].at(1).is_null());
   CHECK(std::string_view(o["tags"].at(1).at(0)) == "home");

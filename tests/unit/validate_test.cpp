@@ -331,11 +331,25 @@ TEST_CASE("recurrence: null is accepted, a rule is refused as not available", "[
   CHECK(error_for(b, "recurrence")->find("not available") != std::string::npos);
 }
 
-TEST_CASE("reminders: [] and null are accepted, any reminder is refused", "[validate]") {
+TEST_CASE("reminders: the body's shape, item by item", "[validate]") {
   CHECK(ok(create(with_title("reminders", "[]"))));
   CHECK(ok(create(with_title("reminders", "null"))));
-  CHECK(error_for(create(with_title("reminders", R"([{"before":"PT15M"}])")), "reminders"));
+  CHECK(ok(create(with_title("reminders", R"([{"before":"PT15M"},{"at":"2030-01-01T08:00:00Z"}])"))));
   CHECK(error_for(create(with_title("reminders", R"({})")), "reminders"));
+  CHECK(error_for(create(with_title("reminders", R"([{"before":"PT15M","at":"2030-01-01T08:00:00Z"}])")),
+                  "reminders[0]"));
+  CHECK(error_for(create(with_title("reminders", R"([{"at":"2030-01-01T08:00:00Z"},{"before":"P1M"}])")),
+                  "reminders[1].before"));
+  CHECK(error_for(create(with_title("reminders", R"([{"at":"tomorrow"}])")), "reminders[0].at"));
+  CHECK(error_for(create(with_title("reminders", R"([{"at":"2030-01-01T08:00:00Z","colour":1}])")),
+                  "reminders[0].colour"));
+  CHECK(error_for(create(with_title("reminders", R"([{"before":"PT1M","id":"nope"}])")), "reminders[0].id"));
+  std::string eleven = "[";
+  for (int i = 0; i < 11; ++i) {
+    eleven += i == 0 ? R"({"before":"PT1M"})" : R"(,{"before":"PT1M"})";
+  }
+  eleven += "]";
+  CHECK(error_for(create(with_title("reminders", eleven)), "reminders"));
 }
 
 // ---------------------------------------------------------------- fields the client may not send

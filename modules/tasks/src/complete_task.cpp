@@ -26,6 +26,7 @@ std::optional<task> successor_of(const task& done, const recurrence_rules& rules
   n.id = uuid::v7();
   n.completed = false;
   n.completed_at.reset();
+  n.reminders = shifted(done.reminders, *done.due_at, *next, time::now());
   n.due_at = *next;
   n.series_start = start;
   n.series_id = done.series_id ? done.series_id : done.id;
@@ -54,6 +55,11 @@ asio::awaitable<http::response> set_completed(state_ptr st, request_context ctx,
         task n = t;
         n.completed = completed;
         n.completed_at = completed ? std::optional<time::ms>(time::now()) : std::nullopt;
+        if (completed) {
+          cancel_pending(n.reminders);
+        } else {
+          restore_cancelled(n.reminders, time::now());
+        }
         return n;
       },
       .answer = [](const task& t) { return task_answer(200, t); },

@@ -47,7 +47,8 @@ asio::awaitable<http::response> create_task(state_ptr st, request_context ctx) {
   t.id = uuid::v7();
   t.user_id = ctx.user;
   apply(body.patch, t);
-  if (auto errs = check_task(nullptr, t, st->rules.get()); !errs.empty()) {
+  const auto* reminders = body.patch.reminders ? &*body.patch.reminders : nullptr;
+  if (auto errs = check_task(nullptr, t, st->rules.get(), reminders); !errs.empty()) {
     co_return validation_problem(errs);
   }
   t.created_at = t.updated_at = time::now();

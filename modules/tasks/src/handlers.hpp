@@ -36,6 +36,9 @@ struct module_state {
 };
 using state_ptr = std::shared_ptr<const module_state>;
 
+// Keeps each reminder's `state` in step with the reminders module's events.
+void follow_reminder_states(event_bus& bus, std::shared_ptr<db::pool> db);
+
 // Hourly deletion of expired idempotency keys.
 void start_maintenance(asio::io_context& io, std::shared_ptr<db::pool> db);
 

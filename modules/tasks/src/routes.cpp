@@ -7,6 +7,7 @@
 #include "todo/app.hpp"
 #include "todo/config.hpp"
 #include "todo/crypto.hpp"
+#include "todo/event_log.hpp"
 #include "todo/router.hpp"
 
 namespace todo::tasks {
@@ -36,6 +37,7 @@ void install(todo::app& a) {
   a.routes.add(method::get, "/api/v1/settings", bind(get_settings));
   a.routes.add(method::patch, "/api/v1/settings", bind(update_settings));
   start_maintenance(a.io, a.db);
+  follow_reminder_states(a.bus, a.db);
 }
 
 }  // namespace todo::tasks

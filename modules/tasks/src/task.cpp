@@ -42,7 +42,8 @@ std::string to_json(const task& t) {
   write_recurrence(w, t);
   w.key("series_id");
   t.series_id ? w.value(*t.series_id) : w.null();
-  w.key("reminders").begin_array().end_array();
+  w.key("reminders");
+  write_reminders(w, t.reminders);
   w.key("version").value(t.version);
   w.key("created_at").value(time::format(t.created_at));
   w.key("updated_at").value(time::format(t.updated_at));

@@ -1,5 +1,6 @@
 #pragma once
 // The task as the module holds it, and its JSON form.
+#include "reminder.hpp"
 #include "todo/time.hpp"
 
 #include <cstdint>
@@ -36,6 +37,8 @@ struct task {
   // COUNT counts from it.
   std::optional<time::ms> series_start;
   std::optional<std::string> series_id;
+  std::vector<reminder> reminders;
+  std::int64_t reminders_rev = 0;  // see migrations/005_reminders.sql; not shown
   std::int64_t version = 1;
   time::ms created_at{};
   time::ms updated_at{};

@@ -8,6 +8,19 @@
 namespace todo::tasks {
 namespace {
 
+bool same_reminders(const std::vector<reminder>& a, const std::vector<reminder>& b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].id != b[i].id || a[i].fire_at != b[i].fire_at || a[i].state != b[i].state || a[i].at != b[i].at ||
+        a[i].before != b[i].before) {
+      return false;
+    }
+  }
+  return true;
+}
+
 using write_fn = std::function<void(json::writer&, const task&)>;
 
 struct field {
@@ -46,6 +59,8 @@ const std::vector<field>& fields() {
       {"timezone", [](json::writer& w, const task& t) { w.value(t.timezone); },
        [](const task& a, const task& b) { return a.timezone == b.timezone; }},
       {"recurrence", write_recurrence, [](const task& a, const task& b) { return a.rrule == b.rrule; }},
+      {"reminders", [](json::writer& w, const task& t) { write_reminders(w, t.reminders); },
+       [](const task& a, const task& b) { return same_reminders(a.reminders, b.reminders); }},
       {"series_id", [](json::writer& w, const task& t) { t.series_id ? w.value(*t.series_id) : w.null(); },
        [](const task& a, const task& b) { return a.series_id == b.series_id; }},
   };

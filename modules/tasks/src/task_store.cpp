@@ -2,6 +2,7 @@
 
 #include "task_events.hpp"
 #include "todo/events.hpp"
+#include "todo/json.hpp"
 
 #include <stdexcept>
 
@@ -12,7 +13,7 @@ namespace {
   "id, user_id, title, description, completed, floor(extract(epoch FROM completed_at) * 1000)::int8, priority, " \
   "tags, floor(extract(epoch FROM due_at) * 1000)::int8, timezone, series_id, version, "                          \
   "floor(extract(epoch FROM created_at) * 1000)::int8, floor(extract(epoch FROM updated_at) * 1000)::int8, recurrence, " \
-  "floor(extract(epoch FROM series_start) * 1000)::int8"
+  "floor(extract(epoch FROM series_start) * 1000)::int8, reminders::text, reminders_rev"
 
 const db::statement select_one{"tasks_find", "SELECT " TASK_COLUMNS " FROM tasks WHERE user_id = $1 AND id = $2"};
 
@@ -26,22 +27,22 @@ const db::statement select_tags{
 const db::statement insert_stmt{
     "tasks_insert",
     "WITH changed AS (INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, tags,"
-    " due_at, timezone, series_id, version, created_at, updated_at, recurrence, series_start)"
-    " VALUES ($8, $1, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) RETURNING id), "
+    " due_at, timezone, series_id, version, created_at, updated_at, recurrence, series_start, reminders)"
+    " VALUES ($8, $1, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23::jsonb) RETURNING id), "
     APPEND_EVENT_FROM("changed")};
 
 // The next occurrence of a series, once per completed occurrence: the
 // succession row is the guard (its key is the predecessor), and the task
-// and its event are written only if that row is new. $1..$22 as insert_stmt,
-// $23 the predecessor.
+// and its event are written only if that row is new. $1..$23 as insert_stmt,
+// $24 the predecessor.
 const db::statement insert_successor_stmt{
     "tasks_insert_successor",
     "WITH marked AS (INSERT INTO task_successions (predecessor_id, user_id, successor_id)"
-    " VALUES ($23::uuid, $1, $8::uuid) ON CONFLICT (predecessor_id) DO NOTHING RETURNING 1),"
+    " VALUES ($24::uuid, $1, $8::uuid) ON CONFLICT (predecessor_id) DO NOTHING RETURNING 1),"
     " changed AS (INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, tags,"
-    " due_at, timezone, series_id, version, created_at, updated_at, recurrence, series_start)"
+    " due_at, timezone, series_id, version, created_at, updated_at, recurrence, series_start, reminders)"
     " SELECT $8::uuid, $1, $9, $10, $11::bool, $12::timestamptz, $13::smallint, $14::text[], $15::timestamptz,"
-    " $16, $17::uuid, $18::bigint, $19::timestamptz, $20::timestamptz, $21, $22::timestamptz FROM marked"
+    " $16, $17::uuid, $18::bigint, $19::timestamptz, $20::timestamptz, $21, $22::timestamptz, $23::jsonb FROM marked"
     " RETURNING id), "
     APPEND_EVENT_FROM("changed")};
 
@@ -52,8 +53,8 @@ const db::statement replace_stmt{
     "tasks_replace",
     "WITH changed AS (UPDATE tasks SET title = $9, description = $10, completed = $11, completed_at = $12,"
     " priority = $13, tags = $14, due_at = $15, timezone = $16, version = $17, updated_at = $18,"
-    " recurrence = $20, series_id = $21, series_start = $22"
-    " WHERE user_id = $1 AND id = $8 AND version = $19 RETURNING id), " APPEND_EVENT_FROM("changed")};
+    " recurrence = $20, series_id = $21, series_start = $22, reminders = $23::jsonb"
+    " WHERE user_id = $1 AND id = $8 AND version = $19 AND reminders_rev = $24 RETURNING id), " APPEND_EVENT_FROM("changed")};
 
 const db::statement delete_stmt{
     "tasks_delete",
@@ -92,6 +93,12 @@ std::vector<std::string> parse_array(std::string_view s) {
     ++i;  // comma
   }
   return out;
+}
+
+std::string reminders_json(const std::vector<reminder>& rs) {
+  json::writer w;
+  write_reminders(w, rs);
+  return w.take();
 }
 
 std::optional<time::ms> optional_stamp(const db::rows& r, int row, int col) {
@@ -139,6 +146,8 @@ task read_task(const db::rows& r, int row) {
     t.rrule = std::string(r.text(row, 14));
   }
   t.series_start = optional_stamp(r, row, 15);
+  t.reminders = read_reminders(r.text(row, 16));
+  t.reminders_rev = r.integer(row, 17);
   return t;
 }
 
@@ -193,7 +202,7 @@ db::query insert(const task& t) {
                                         std::to_string(static_cast<int>(t.prio)), array_literal(t.tags),
                                         stamp(t.due_at), t.timezone, t.series_id, std::to_string(t.version),
                                         time::format(t.created_at), time::format(t.updated_at), t.rrule,
-                                        stamp(t.series_start)}) {
+                                        stamp(t.series_start), reminders_json(t.reminders)}) {
     p.push_back(std::move(v));
   }
   return {&insert_stmt, std::move(p)};
@@ -213,7 +222,8 @@ db::query replace(const task& before, const task& after, std::string_view kind) 
                                         array_literal(after.tags), stamp(after.due_at), after.timezone,
                                         std::to_string(after.version), time::format(after.updated_at),
                                         std::to_string(before.version), after.rrule, after.series_id,
-                                        stamp(after.series_start)}) {
+                                        stamp(after.series_start), reminders_json(after.reminders),
+                                        std::to_string(before.reminders_rev)}) {
     p.push_back(std::move(v));
   }
   return {&replace_stmt, std::move(p)};

@@ -35,7 +35,7 @@ asio::awaitable<result<std::vector<tag_count>>> tag_counts(db::pool& db, std::st
 // The columns read_task expects, in order, for statements built elsewhere
 // (listing.cpp).
 extern const std::string_view task_columns;
-inline constexpr std::size_t task_column_count = 16;
+inline constexpr std::size_t task_column_count = 18;
 task read_task(const db::rows& r, int row);
 // A text[] literal of values that need no escaping (tags, numbers).
 std::string array_literal(const std::vector<std::string>& items);

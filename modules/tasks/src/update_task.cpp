@@ -29,8 +29,8 @@ asio::awaitable<http::response> update_task(state_ptr st, request_context ctx) {
         return apply(patch, n) ? std::optional<task>(std::move(n)) : std::nullopt;
       },
       .answer = [](const task& t) { return task_answer(200, t); },
-      .check = [rules = st->rules](const task& before, const task& after) {
-        return check_task(&before, after, rules.get());
+      .check = [rules = st->rules, reminders = body.patch.reminders](const task& before, const task& after) {
+        return check_task(&before, after, rules.get(), reminders ? &*reminders : nullptr);
       },
   };
   co_return co_await run_transition(std::move(st), std::move(ctx), std::move(tr));

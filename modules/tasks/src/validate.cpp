@@ -299,9 +299,11 @@ parsed_body parse_task_body(std::string_view body, body_mode mode, const recurre
         }
       }
     } else if (key == "reminders") {
-      simdjson::dom::array arr;
-      if (!is_null && !(v.get(arr) == simdjson::SUCCESS && arr.size() == 0)) {
-        errs.push_back({name, "reminders are not available on this server yet"});
+      auto r = parse_reminders(v);
+      if (auto* bad = std::get_if<field_errors>(&r)) {
+        errs.insert(errs.end(), bad->begin(), bad->end());
+      } else {
+        p.reminders = std::get<0>(std::move(r));
       }
     } else if (key == "completed") {
       errs.push_back({name, "use POST /api/v1/tasks/{id}/complete or /reopen"});
@@ -344,6 +346,17 @@ bool apply(const task_patch& p, task& t) {
   if (p.timezone) {
     set(t.timezone, *p.timezone);
   }
+  if (p.reminders) {
+    auto rs = resolve(*p.reminders, t.reminders, t.due_at);
+    if (t.completed) {
+      cancel_pending(rs);
+    }
+    set(t.reminders, rs);
+  } else if (p.due_at) {
+    auto rs = t.reminders;
+    retime(rs, t.due_at);
+    set(t.reminders, rs);
+  }
   if (p.rrule && !(t.rrule == *p.rrule)) {
     set(t.rrule, *p.rrule);
     // A new rule applies from this occurrence on: its DTSTART.
@@ -358,8 +371,10 @@ bool apply(const task_patch& p, task& t) {
   return changed;
 }
 
-field_errors check_task(const task* before, const task& t, const recurrence_rules* rules) {
-  field_errors errs;
+field_errors check_task(const task* before, const task& t, const recurrence_rules* rules,
+                        const std::vector<reminder_input>* reminders, time::ms now) {
+  static const std::vector<reminder> none;
+  field_errors errs = check_reminders(reminders, before != nullptr ? before->reminders : none, t.reminders, t.due_at, now);
   if (!t.rrule || rules == nullptr) {
     return errs;
   }

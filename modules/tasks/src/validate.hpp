@@ -21,6 +21,7 @@ struct task_patch {
   std::optional<std::optional<time::ms>> due_at;
   std::optional<std::string> timezone;
   std::optional<std::optional<std::string>> rrule;  // canonical; null: stops recurring
+  std::optional<std::vector<reminder_input>> reminders;  // replaces the list; null: none
 };
 
 enum class body_mode { create, patch };
@@ -39,7 +40,11 @@ parsed_body parse_task_body(std::string_view body, body_mode mode, const recurre
 // client sets must give the series a date after this occurrence. (A rule
 // the server carried over, such as the last occurrence's COUNT=1, is not
 // judged again.)
-field_errors check_task(const task* before, const task& after, const recurrence_rules* rules);
+// Reminders (reminder.hpp): `before` needs due_at, and no new or moved
+// reminder may be more than a minute past. `reminders` are the patch's, to
+// name the item in errors.
+field_errors check_task(const task* before, const task& after, const recurrence_rules* rules,
+                        const std::vector<reminder_input>* reminders = nullptr, time::ms now = time::now());
 
 // Applies a patch; returns true if any field changed.
 bool apply(const task_patch& p, task& t);

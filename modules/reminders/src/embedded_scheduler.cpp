@@ -1,0 +1,253 @@
+// The embedded scheduler: jobs in the scheduler_jobs table, one timer for
+// the next due one. A replica claims due rows with FOR UPDATE SKIP LOCKED and
+// a lease, so a job runs on one replica at a time; a replica that dies
+// mid-job leaves a lease that expires, and another runs it again. Jobs
+// scheduled by another replica are seen within the poll interval.
+#include "scheduler.hpp"
+
+#include "todo/db.hpp"
+#include "todo/log.hpp"
+#include "todo/metrics.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+
+namespace todo::reminders {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr auto poll_interval = 500ms;  // for jobs other replicas schedule
+constexpr int claim_batch = 1000;
+constexpr std::size_t parallel = 64;   // jobs run at once per replica
+
+const db::statement upsert_job{
+    "sched_upsert",
+    "INSERT INTO scheduler_jobs (name, due_at, data) VALUES ($1, $2::timestamptz, $3)"
+    " ON CONFLICT (name) DO UPDATE SET due_at = excluded.due_at, data = excluded.data, claimed_until = NULL"};
+const db::statement delete_job{"sched_delete", "DELETE FROM scheduler_jobs WHERE name = $1"};
+// The lease outlives any handler (their calls have deadlines well under it).
+const db::statement claim_due{
+    "sched_claim",
+    "UPDATE scheduler_jobs SET claimed_until = now() + interval '2 minutes' WHERE name IN ("
+    " SELECT name FROM scheduler_jobs WHERE due_at <= now() AND (claimed_until IS NULL OR claimed_until < now())"
+    " ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
+    " RETURNING name, data, floor(extract(epoch FROM due_at) * 1000)::int8"};
+// Done: gone, unless it was scheduled again meanwhile (a new due time).
+const db::statement finish_jobs{
+    "sched_finish",
+    "DELETE FROM scheduler_jobs j USING unnest($1::text[], $2::int8[]) AS d(name, due)"
+    " WHERE j.name = d.name AND floor(extract(epoch FROM j.due_at) * 1000)::int8 = d.due"};
+// Failed: tried again a little later, on any replica.
+const db::statement release_jobs{
+    "sched_release",
+    "UPDATE scheduler_jobs SET claimed_until = now() + interval '1 second' WHERE name = ANY($1::text[])"};
+const db::statement next_due{
+    "sched_next",
+    "SELECT floor(extract(epoch FROM min(GREATEST(due_at, COALESCE(claimed_until, due_at)))) * 1000)::int8"
+    " FROM scheduler_jobs"};
+
+std::string array_literal(const std::vector<std::string>& items) {
+  // Job names are [a-z0-9-]: quoting each is enough.
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    out += (i == 0 ? "\"" : ",\"") + items[i] + "\"";
+  }
+  return out + "}";
+}
+
+class embedded final : public scheduler, public std::enable_shared_from_this<embedded> {
+ public:
+  embedded(asio::io_context& io, std::shared_ptr<db::pool> db, metrics::registry& m)
+      : io_(io),
+        strand_(asio::make_strand(io)),
+        timer_(strand_),
+        db_(std::move(db)),
+        fired_(m.get_counter("todo_scheduler_jobs_run_total", "Jobs the scheduler ran", metrics::label("outcome", "done"))),
+        failed_(m.get_counter("todo_scheduler_jobs_run_total", "Jobs the scheduler ran", metrics::label("outcome", "failed"))),
+        lateness_(m.get_histogram("todo_scheduler_lateness_seconds", "From a job's due time to its start")) {}
+
+  asio::awaitable<result<void>> schedule(job j) override {
+    auto due = j.due;
+    db::query q{&upsert_job, {std::move(j.name), time::format(j.due), std::move(j.data)}};
+    auto r = co_await db_->execute_one(std::move(q));
+    if (!r) {
+      co_return r.error();
+    }
+    wake_for(due);
+    co_return result<void>{};
+  }
+
+  asio::awaitable<result<void>> cancel(std::string name) override {
+    db::query q{&delete_job, {std::move(name)}};
+    auto r = co_await db_->execute_one(std::move(q));
+    if (!r) {
+      co_return r.error();
+    }
+    co_return result<void>{};
+  }
+
+  void start(fire_fn f) override {
+    fire_ = std::move(f);
+    asio::co_spawn(strand_, run(shared_from_this()), [](std::exception_ptr e) {
+      if (e) {
+        log::error("scheduler", "embedded scheduler stopped", {});
+      }
+    });
+  }
+
+  bool ready() const override { return healthy_.load(); }
+
+  asio::awaitable<bool> deliver(std::string, std::string) override { co_return false; }
+
+ private:
+  // Wakes the runner when a job is due before the time it sleeps until.
+  void wake_for(time::ms due) {
+    auto at = time::to_unix_ms(due);
+    auto current = sleeping_until_.load();
+    while (at < current && !sleeping_until_.compare_exchange_weak(current, at)) {
+    }
+    if (at < current) {
+      woken_.store(true);
+      asio::post(strand_, [self = shared_from_this()] { self->timer_.cancel(); });
+    }
+  }
+
+  static asio::awaitable<void> run(std::shared_ptr<embedded> self) {
+    for (;;) {
+      auto ran = co_await self->run_due();
+      if (ran > 0) {
+        continue;  // more may be due
+      }
+      co_await self->sleep();
+    }
+  }
+
+  // Claims and runs due jobs; how many ran (0: none due, or the database is away).
+  asio::awaitable<std::size_t> run_due() {
+    db::query q{&claim_due, {std::to_string(claim_batch)}};
+    auto claimed = co_await db_->execute_one(std::move(q));
+    healthy_.store(claimed.has_value());
+    if (!claimed || claimed->size() == 0) {
+      co_return 0;
+    }
+    struct claimed_job {
+      std::string name;
+      std::string data;
+      std::int64_t due;
+    };
+    auto jobs = std::make_shared<std::vector<claimed_job>>();
+    for (int i = 0; i < claimed->size(); ++i) {
+      jobs->push_back({std::string(claimed->text(i, 0)), std::string(claimed->text(i, 1)), claimed->integer(i, 2)});
+    }
+    auto now = time::to_unix_ms(time::now());
+    for (const auto& j : *jobs) {
+      lateness_.observe(static_cast<double>(std::max<std::int64_t>(0, now - j.due)) / 1000.0);
+    }
+    // `parallel` workers take jobs in due order.
+    auto next = std::make_shared<std::size_t>(0);
+    auto done = std::make_shared<std::vector<char>>(jobs->size(), 0);
+    auto remaining = std::make_shared<std::size_t>(std::min(parallel, jobs->size()));
+    asio::steady_timer all_done(strand_, std::chrono::steady_clock::time_point::max());
+    for (std::size_t w = 0; w < *remaining; ++w) {
+      asio::co_spawn(
+          strand_,
+          [self = shared_from_this(), jobs, next, done]() -> asio::awaitable<void> {
+            while (*next < jobs->size()) {
+              auto i = (*next)++;
+              auto call = self->fire_((*jobs)[i].name, (*jobs)[i].data);
+              bool ok = false;
+              try {
+                ok = co_await std::move(call);
+              } catch (const std::exception& e) {
+                log::error("scheduler", "job handler threw", {{"job", std::string_view((*jobs)[i].name)},
+                                                             {"error", std::string_view(e.what())}});
+              }
+              (*done)[i] = ok ? 1 : 0;
+            }
+          },
+          [remaining, &all_done](std::exception_ptr) {
+            if (--*remaining == 0) {
+              all_done.cancel();
+            }
+          });
+    }
+    co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
+    std::vector<std::string> finished, retry, dues;
+    for (std::size_t i = 0; i < jobs->size(); ++i) {
+      if ((*done)[i]) {
+        finished.push_back((*jobs)[i].name);
+        dues.push_back(std::to_string((*jobs)[i].due));
+      } else {
+        retry.push_back((*jobs)[i].name);
+      }
+    }
+    fired_.inc(finished.size());
+    failed_.inc(retry.size());
+    std::vector<db::query> qs;
+    if (!finished.empty()) {
+      std::string due_list = "{";
+      for (std::size_t i = 0; i < dues.size(); ++i) {
+        due_list += (i == 0 ? "" : ",") + dues[i];
+      }
+      due_list += "}";
+      qs.push_back({&finish_jobs, {array_literal(finished), due_list}});
+    }
+    if (!retry.empty()) {
+      qs.push_back({&release_jobs, {array_literal(retry)}});
+    }
+    // A lost answer here only means a job runs again: handlers are idempotent.
+    auto settled = co_await db_->execute(std::move(qs));
+    if (!settled) {
+      log::warn("scheduler", "could not settle jobs; they run again", {{"error", settled.error().message()}});
+    }
+    co_return jobs->size();
+  }
+
+  asio::awaitable<void> sleep() {
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(poll_interval);
+    sleeping_until_.store(time::to_unix_ms(time::now()) + wait.count());
+    db::query q{&next_due, {}};
+    auto r = co_await db_->execute_one(std::move(q));
+    std::int64_t until = time::to_unix_ms(time::now()) + wait.count();
+    if (r && r->size() == 1 && !r->is_null(0, 0)) {
+      until = std::min(until, r->integer(0, 0));
+    }
+    sleeping_until_.store(until);
+    auto delay = std::chrono::milliseconds(until - time::to_unix_ms(time::now()));
+    // A job scheduled since the query may be due sooner than `until`.
+    if (delay > std::chrono::milliseconds(0) && !woken_.exchange(false)) {
+      timer_.expires_after(delay);
+      co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    sleeping_until_.store(std::numeric_limits<std::int64_t>::max());
+  }
+
+  asio::io_context& io_;
+  asio::strand<asio::io_context::executor_type> strand_;
+  asio::steady_timer timer_;
+  std::shared_ptr<db::pool> db_;
+  fire_fn fire_;
+  std::atomic<std::int64_t> sleeping_until_{std::numeric_limits<std::int64_t>::max()};
+  std::atomic<bool> healthy_{false};
+  std::atomic<bool> woken_{false};
+  metrics::counter& fired_;
+  metrics::counter& failed_;
+  metrics::histogram& lateness_;
+};
+
+}  // namespace
+
+std::shared_ptr<scheduler> make_embedded_scheduler(asio::io_context& io, std::shared_ptr<db::pool> db,
+                                                   metrics::registry& m) {
+  return std::make_shared<embedded>(io, std::move(db), m);
+}
+
+}  // namespace todo::reminders

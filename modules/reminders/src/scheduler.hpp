@@ -1,0 +1,64 @@
+#pragma once
+// Two schedulers behind one interface: the Dapr Jobs API, or an embedded
+// scheduler with its jobs in PostgreSQL. A job has a name, a due time and a
+// payload; scheduling a name again replaces it. Delivery is at least once,
+// never early: handlers are idempotent per name.
+#include "todo/time.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/result.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace boost::asio {
+class io_context;
+}
+namespace todo {
+namespace db {
+class pool;
+}
+namespace dapr {
+class client;
+}
+namespace metrics {
+class registry;
+}
+}  // namespace todo
+
+namespace todo::reminders {
+
+namespace asio = boost::asio;
+template <class T>
+using result = boost::system::result<T>;
+
+struct job {
+  std::string name;
+  time::ms due{};
+  std::string data;  // JSON
+};
+
+// Runs a due job. true: done (delivered or nothing to do); false: failed,
+// the scheduler tries again later.
+using fire_fn = std::function<asio::awaitable<bool>(std::string name, std::string data)>;
+
+class scheduler {
+ public:
+  virtual ~scheduler() = default;
+  virtual asio::awaitable<result<void>> schedule(job j) = 0;
+  virtual asio::awaitable<result<void>> cancel(std::string name) = 0;
+  // Begins firing due jobs (the embedded one) or accepting them (Dapr).
+  virtual void start(fire_fn f) = 0;
+  // For /ready: the scheduler can take jobs now.
+  virtual bool ready() const = 0;
+  // Runs a job the sidecar delivered to POST /job/{name}.
+  virtual asio::awaitable<bool> deliver(std::string name, std::string data) = 0;
+};
+
+std::shared_ptr<scheduler> make_embedded_scheduler(asio::io_context& io, std::shared_ptr<db::pool> db,
+                                                   metrics::registry& m);
+std::shared_ptr<scheduler> make_dapr_scheduler(asio::io_context& io, std::shared_ptr<dapr::client> c,
+                                               metrics::registry& m);
+
+}  // namespace todo::reminders
