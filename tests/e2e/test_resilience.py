@@ -1,4 +1,5 @@
 """PostgreSQL outages and graceful shutdown, against the real binary."""
+import re
 import signal
 import socket
 import subprocess
@@ -95,8 +96,21 @@ class Drain(unittest.TestCase):
         eventually(lambda: self.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
                    .strip() != "0", 10, what="the PATCH to wait on the lock")
 
-        idle = socket.create_connection(("127.0.0.1", server.port))  # an idle keep-alive client
+        # An idle keep-alive client, after one answered request: the server has
+        # accepted it (a connection still in the listen backlog would be reset
+        # when the listener closes, which says nothing about the drain).
+        idle = socket.create_connection(("127.0.0.1", server.port))
         self.addCleanup(idle.close)
+        idle.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        idle.settimeout(5)
+        while b"\r\n\r\n" not in answer:
+            answer += idle.recv(4096)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: *([0-9]+)", head).group(1))
+        while len(body) < length:
+            body += idle.recv(4096)
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
         server.proc.send_signal(signal.SIGTERM)
         eventually(lambda: any(l.get("msg") == "draining" for l in server.log_lines()), 5, what="the drain")
         refused = eventually(lambda: self._refused(server.port), 5, what="the listener to close")
