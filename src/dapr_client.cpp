@@ -150,7 +150,8 @@ struct client::impl {
     if (!ec) {
       literal = tcp::endpoint(address, opt.port);
     }
-    host_header = opt.host + ":" + std::to_string(opt.port);
+    bool v6 = literal && literal->address().is_v6();
+    host_header = (v6 ? "[" + opt.host + "]" : opt.host) + ":" + std::to_string(opt.port);
   }
 
   std::shared_ptr<connection> take_idle() {
@@ -200,7 +201,8 @@ asio::awaitable<boost::system::error_code> connect(std::shared_ptr<client::impl>
     // A host name (the sidecar is local, so this is quick): getaddrinfo runs
     // on Asio's resolver thread, outside the deadline.
     tcp::resolver resolver(s.get_executor());
-    auto [rec, results] = co_await resolver.async_resolve(self->opt.host, std::to_string(self->opt.port), use_tuple);
+    auto service = std::to_string(self->opt.port);
+    auto [rec, results] = co_await resolver.async_resolve(self->opt.host, service, use_tuple);
     if (rec) {
       co_return rec;
     }

@@ -249,6 +249,9 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
     t.join();
   }
   db->shutdown();
+  for (const auto& f : app.on_stopped) {
+    f();
+  }
   // Off the I/O threads now: give librdkafka a bounded moment to deliver what
   // it holds. Whatever it could not is resent after restart (same ids).
   relay.flush(std::chrono::seconds(5));

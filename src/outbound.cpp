@@ -3,7 +3,6 @@
 #include "todo/log.hpp"
 #include "todo/webhook_target.hpp"
 
-#include <boost/asio/append.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -54,7 +53,8 @@ outcome shutting_down() { return failed(true, "shutting down"); }
 
 // Resumes the awaiting coroutine on its own executor; called once, from the
 // worker thread. The work guard keeps that executor's context running while
-// the transfer is out.
+// the transfer is out, and goes with the handler: once posted, the context
+// may finish and go away, so the worker must not touch it again.
 struct completion {
   virtual ~completion() = default;
   virtual void complete(outcome o) = 0;
@@ -67,8 +67,9 @@ class completion_for final : public completion {
 
   void complete(outcome o) override {
     auto ex = work_.get_executor();
-    asio::post(ex, asio::append(std::move(handler_), std::move(o)));
-    work_.reset();
+    asio::post(ex, [h = std::move(handler_), w = std::move(work_), o = std::move(o)]() mutable {
+      std::move(h)(std::move(o));
+    });
   }
 
  private:
@@ -94,7 +95,7 @@ struct transfer {
   std::string payload;  // the POST body, or the message being uploaded
   std::size_t sent = 0;
   slist_ptr list;  // HTTP headers, or the mail recipients
-  easy_ptr easy;   // declared last: cleaned up before what it points at
+  easy_ptr easy;   // after what it points at, so cleaned up before it
   std::unique_ptr<completion> done;
 };
 
@@ -179,7 +180,8 @@ std::size_t on_upload(char* buf, std::size_t size, std::size_t n, void* p) {
 bool has_line_break(std::string_view s) { return s.find_first_of(std::string_view("\r\n\0", 3)) != s.npos; }
 
 bool token_char(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) != 0 || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
 using prepared = std::variant<std::unique_ptr<transfer>, outcome>;
@@ -235,12 +237,13 @@ prepared prepare_webhook(webhook_request r) {
     lines.push_back(h.value.empty() ? h.name + ";" : h.name + ": " + h.value);
   }
   for (const auto& line : lines) {
-    auto* grown = curl_slist_append(t->list.get(), line.c_str());
-    if (grown == nullptr) {
+    auto* head = curl_slist_append(t->list.get(), line.c_str());
+    if (head == nullptr) {
       return failed(true, "could not set up the transfer");
     }
-    (void)t->list.release();  // the list now continues in `grown`
-    t->list.reset(grown);
+    if (!t->list) {
+      t->list.reset(head);  // the first node stays the head
+    }
   }
 
   const char* protocols = r.allow_insecure ? "http,https" : "https";
@@ -360,11 +363,12 @@ outcome webhook_outcome(transfer& t, CURLcode rc) {
       return failed(true, timed_out(t), status);
     case CURLE_TOO_MANY_REDIRECTS:
       return failed(false, "more than " + std::to_string(t.max_redirects) + " redirects (" + t.host + ")", status);
-    case CURLE_UNSUPPORTED_PROTOCOL:
-      return failed(false, "redirected to a scheme that is not allowed (" + t.host + ")", status);
     default:
       if (t.refused) {
         return failed(false, "refused: " + *t.refused, status);
+      }
+      if (rc == CURLE_UNSUPPORTED_PROTOCOL && status >= 300 && status < 400) {
+        return failed(false, "redirected to a scheme that is not allowed (" + t.host + ")", status);
       }
       return failed(true, t.host + ": " + curl_easy_strerror(rc), status);
   }
@@ -422,7 +426,14 @@ struct sender::impl {
       t->done->complete(shutting_down());
       return;
     }
-    curl_multi_wakeup(multi_.get());
+    wake();
+  }
+
+  // Should it fail, the worker still looks at the queue within a second.
+  void wake() {
+    if (auto rc = curl_multi_wakeup(multi_.get()); rc != CURLM_OK) {
+      log::warn("outbound", "curl_multi_wakeup failed", {{"error", curl_multi_strerror(rc)}});
+    }
   }
 
   void stop() {
@@ -431,7 +442,7 @@ struct sender::impl {
         std::lock_guard g(mu_);
         stopping_ = true;
       }
-      curl_multi_wakeup(multi_.get());
+      wake();
       if (worker_.joinable()) {
         worker_.join();
       }
@@ -474,6 +485,7 @@ struct sender::impl {
       rc = curl_multi_poll(multi_.get(), nullptr, 0, 1000, nullptr);
       if (rc != CURLM_OK) {
         log::error("outbound", "curl_multi_poll failed", {{"error", curl_multi_strerror(rc)}});
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // not a busy loop; this thread is ours
       }
     }
   }
@@ -504,7 +516,9 @@ struct sender::impl {
       }
       auto t = std::move(it->second);
       active_.erase(it);
-      curl_multi_remove_handle(multi_.get(), h);
+      if (auto rc = curl_multi_remove_handle(multi_.get(), h); rc != CURLM_OK) {
+        log::error("outbound", "curl_multi_remove_handle failed", {{"error", curl_multi_strerror(rc)}});
+      }
       auto o = t->what == kind::webhook ? webhook_outcome(*t, code) : mail_outcome(*t, code);
       t->done->complete(std::move(o));
       ++finished;
@@ -563,124 +577,6 @@ asio::awaitable<outcome> sender::send(mail m) {
   }
   auto op = enqueue(std::move(self), std::move(std::get<std::unique_ptr<transfer>>(job)));
   co_return co_await std::move(op);
-}
-
-namespace {
-
-std::string base64(std::string_view in) {
-  static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (std::size_t i = 0; i < in.size(); i += 3) {
-    unsigned n = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) {
-      n |= static_cast<unsigned char>(in[i + 1]) << 8;
-    }
-    if (i + 2 < in.size()) {
-      n |= static_cast<unsigned char>(in[i + 2]);
-    }
-    out += alphabet[(n >> 18) & 63];
-    out += alphabet[(n >> 12) & 63];
-    out += i + 1 < in.size() ? alphabet[(n >> 6) & 63] : '=';
-    out += i + 2 < in.size() ? alphabet[n & 63] : '=';
-  }
-  return out;
-}
-
-// RFC 2047 encoded words of at most 39 bytes each (52 base64 characters, a
-// 64-character word that fits after "Subject: "), cut between UTF-8
-// sequences and folded onto lines of their own. Plain ASCII stays as it is unless it could be read as a word.
-std::string header_text(std::string_view s) {
-  bool plain = s.size() <= 900 && s.find("=?") == s.npos &&
-               std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
-  if (plain) {
-    return std::string(s);
-  }
-  std::string out;
-  for (std::size_t i = 0; i < s.size();) {
-    std::size_t n = std::min<std::size_t>(39, s.size() - i);
-    while (n > 0 && i + n < s.size() && (static_cast<unsigned char>(s[i + n]) & 0xC0) == 0x80) {
-      --n;
-    }
-    if (n == 0) {  // not UTF-8: cut anywhere
-      n = std::min<std::size_t>(39, s.size() - i);
-    }
-    if (!out.empty()) {
-      out += "\r\n ";
-    }
-    out += "=?UTF-8?B?" + base64(s.substr(i, n)) + "?=";
-    i += n;
-  }
-  return out;
-}
-
-// RFC 2045 quoted-printable: any line break in the text becomes CRLF, lines
-// stay within 76 characters, and the message is 7-bit whatever the text.
-std::string quoted_printable(std::string_view text) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  std::size_t column = 0;
-  auto put = [&](std::string_view piece) {
-    if (column + piece.size() > 75) {
-      out += "=\r\n";
-      column = 0;
-    }
-    out += piece;
-    column += piece.size();
-  };
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    auto c = static_cast<unsigned char>(text[i]);
-    if (c == '\r' || c == '\n') {
-      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') {
-        ++i;
-      }
-      out += "\r\n";
-      column = 0;
-      continue;
-    }
-    bool line_end = i + 1 == text.size() || text[i + 1] == '\r' || text[i + 1] == '\n';
-    if ((c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !line_end)) {
-      put(std::string_view(&text[i], 1));
-    } else {
-      const char escaped[] = {'=', hex[c >> 4], hex[c & 15]};
-      put(std::string_view(escaped, 3));
-    }
-  }
-  if (column > 0 || out.empty()) {
-    out += "\r\n";
-  }
-  return out;
-}
-
-std::string rfc5322_date(std::chrono::system_clock::time_point now) {
-  static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
-                months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return buf;
-}
-
-}  // namespace
-
-std::string format_message(const mail& m, std::chrono::system_clock::time_point now) {
-  std::string out;
-  out += "Date: " + rfc5322_date(now) + "\r\n";
-  out += "From: " + m.from + "\r\n";
-  out += "To: " + m.to + "\r\n";
-  out += "Subject: " + header_text(m.subject) + "\r\n";
-  if (!m.message_id.empty()) {
-    out += "Message-ID: <" + m.message_id + ">\r\n";
-  }
-  out += "MIME-Version: 1.0\r\n";
-  out += "Content-Type: text/plain; charset=utf-8\r\n";
-  out += "Content-Transfer-Encoding: quoted-printable\r\n";
-  out += "\r\n";
-  out += quoted_printable(m.text);
-  return out;
 }
 
 }  // namespace todo::outbound

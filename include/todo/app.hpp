@@ -54,6 +54,9 @@ struct app {
   std::shared_ptr<const recurrence_rules> recurrence;
   // Run once migrations are applied, with the bus and the relay.
   std::vector<std::function<void()>> on_schema_ready;
+  // Run off the I/O threads once they have stopped, before the io_context
+  // is destroyed: components with threads of their own end them here.
+  std::vector<std::function<void()>> on_stopped;
 };
 
 // /health, /ready and /metrics.

@@ -48,6 +48,8 @@ struct outcome {
 // and message_id without CR or LF; send() refuses them otherwise.
 std::string format_message(const mail& m, std::chrono::system_clock::time_point now);
 
+// Completions are posted to the awaiting coroutine's executor from the
+// worker thread: destroy the sender before the io_context its callers run on.
 class sender {
  public:
   // At most `max_parallel` transfers at once; more wait their turn.
@@ -62,7 +64,9 @@ class sender {
   boost::asio::awaitable<outcome> post(webhook_request r);
   boost::asio::awaitable<outcome> send(mail m);
 
-  // Fails what is queued, lets transfers under way end, joins the worker.
+  // Fails what is queued ("shutting down", retryable), lets transfers under
+  // way end, joins the worker. Blocks until then, up to the longest timeout
+  // under way: call it (or destroy the sender) off the I/O threads.
   void shutdown();
 
   struct impl;

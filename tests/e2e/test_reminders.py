@@ -279,6 +279,45 @@ class Embedded(unittest.TestCase):
         self.assertTrue(msg["message-id"])
 
 
+class Wire(unittest.TestCase):
+    """The due event as clients and Kafka consumers see it: a WebSocket frame,
+    and a record on the `reminders` topic read back by kcat."""
+
+    def test_websocket_frame_and_kafka_record(self):
+        require_environment()
+        import asyncio
+        import websockets
+        from test_events import Broker, read_topic
+        broker = Broker()
+        self.addCleanup(broker.cleanup)
+        db = PrivateDatabase().create()
+        self.addCleanup(db.cleanup)
+        s = Server(database_url=db.url, extra_env={"KAFKA_BROKERS": broker.bootstrap}).start()
+        self.addCleanup(s.cleanup)
+        u = new_user()
+
+        async def listen():
+            async with websockets.connect(f"ws://127.0.0.1:{s.port}/api/v1/ws?access_token={s.token(u)}") as ws:
+                t = s.post("/api/v1/tasks", {"title": "ring", "reminders": [{"at": stamp(1)}]}, user=u).json()
+                while True:
+                    frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if frame["type"] == "com.todo.reminder.due":
+                        return t, frame
+
+        t, frame = asyncio.run(listen())
+        self.assertEqual(frame["subject"], t["id"])
+        self.assertEqual(frame["data"]["reminder"]["id"], t["reminders"][0]["id"])
+
+        def on_topic():
+            recs = read_topic(broker.bootstrap, "reminders") or []
+            return [r for r in recs if r["value"]["type"] == "com.todo.reminder.due" and r["key"] == u]
+        recs = eventually(on_topic, 20, interval=0.5, what="the due event on the reminders topic")
+        self.assertEqual(len(recs), 1)
+        self.assertEqual(recs[0]["value"]["id"], frame["id"])
+        self.assertIn(("content-type", "application/cloudevents+json"), recs[0]["header_pairs"])
+        self.assertEqual(s.stop(), 0)
+
+
 class Crash(unittest.TestCase):
     """kill -9 with reminders falling due while the server is down: each
     fires exactly once after the restart."""
@@ -401,6 +440,19 @@ class DaprSidecar(unittest.TestCase):
         self.assertEqual(rec.json()["channels"]["webhook"]["state"], "sent")
         stored = psql(self.db.url, f"SELECT count(*) FROM state WHERE key = 'todo-server||{key}'")
         self.assertEqual(stored.strip(), "1")
+
+    def test_a_job_delivered_twice_fires_once(self):
+        u = new_user()
+        t = self.server.post("/api/v1/tasks", {"title": "t", "reminders": [{"at": stamp(1)}]}, user=u).json()
+        name = f"r-{t['reminders'][0]['id']}"
+        job = eventually(lambda: self.sidecar.jobs().get(name), 5, what="job")
+        eventually(lambda: events(self.server, u, "com.todo.reminder.due"), 10, what="due")
+        # The sidecar delivers at least once: the same trigger again, twice.
+        for _ in range(2):
+            again = self.server.post(f"/job/{name}", job["data"], headers={"dapr-api-token": "app-token-1"})
+            self.assertEqual(again.status, 200, again)
+        time.sleep(0.5)
+        self.assertEqual(len(events(self.server, u, "com.todo.reminder.due")), 1)
 
     def test_job_route_needs_the_app_token(self):
         r = self.server.post("/job/r-x", {"kind": "fire"})

@@ -1193,6 +1193,8 @@ class PgStore:
         self.pool = psycopg2.pool.ThreadedConnectionPool(
             1, 16, dsn, connect_timeout=5, options="-c statement_timeout=5000",
             application_name="dapr-sidecar")
+        # psycopg2's pool raises when all 16 are out; daprd's pool waits.
+        self.slots = threading.BoundedSemaphore(16)
         self._ensure_schema()
 
     def _ensure_schema(self):
@@ -1223,6 +1225,10 @@ class PgStore:
             self._run(create)
 
     def _run(self, fn):
+        with self.slots:
+            return self._run_with_slot(fn)
+
+    def _run_with_slot(self, fn):
         conn = self.pool.getconn()
         broken = False
         try:

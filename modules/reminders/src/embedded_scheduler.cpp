@@ -5,6 +5,8 @@
 // scheduled by another replica are seen within the poll interval.
 #include "scheduler.hpp"
 
+#include "parallel.hpp"
+
 #include "todo/db.hpp"
 #include "todo/log.hpp"
 #include "todo/metrics.hpp"
@@ -33,6 +35,12 @@ const db::statement upsert_job{
     "INSERT INTO scheduler_jobs (name, due_at, data) VALUES ($1, $2::timestamptz, $3)"
     " ON CONFLICT (name) DO UPDATE SET due_at = excluded.due_at, data = excluded.data, claimed_until = NULL"};
 const db::statement delete_job{"sched_delete", "DELETE FROM scheduler_jobs WHERE name = $1"};
+const db::statement upsert_jobs{
+    "sched_upsert_many",
+    "INSERT INTO scheduler_jobs (name, due_at, data)"
+    " SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[])"
+    " ON CONFLICT (name) DO UPDATE SET due_at = excluded.due_at, data = excluded.data, claimed_until = NULL"};
+const db::statement delete_jobs{"sched_delete_many", "DELETE FROM scheduler_jobs WHERE name = ANY($1::text[])"};
 // The lease outlives any handler (their calls have deadlines well under it).
 const db::statement claim_due{
     "sched_claim",
@@ -55,10 +63,26 @@ const db::statement next_due{
     " FROM scheduler_jobs"};
 
 std::string array_literal(const std::vector<std::string>& items) {
-  // Job names are [a-z0-9-]: quoting each is enough.
+  // Job names are [a-z0-9-] and times need no escaping: quoting is enough.
   std::string out = "{";
   for (std::size_t i = 0; i < items.size(); ++i) {
     out += (i == 0 ? "\"" : ",\"") + items[i] + "\"";
+  }
+  return out + "}";
+}
+
+// Any text: each element quoted, with backslashes and quotes escaped.
+std::string text_array_literal(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    out += i == 0 ? "\"" : ",\"";
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+      }
+      out += c;
+    }
+    out += "\"";
   }
   return out + "}";
 }
@@ -92,6 +116,29 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
       co_return r.error();
     }
     co_return result<void>{};
+  }
+
+  asio::awaitable<std::vector<bool>> schedule_many(std::vector<job> jobs) override {
+    std::vector<std::string> names, dues, data;
+    auto earliest = time::ms::max();
+    for (auto& j : jobs) {
+      names.push_back(std::move(j.name));
+      dues.push_back(time::format(j.due));
+      data.push_back(std::move(j.data));
+      earliest = std::min(earliest, j.due);
+    }
+    db::query q{&upsert_jobs, {array_literal(names), array_literal(dues), text_array_literal(data)}};
+    auto r = co_await db_->execute_one(std::move(q));
+    if (r && !jobs.empty()) {
+      wake_for(earliest);
+    }
+    co_return std::vector<bool>(jobs.size(), r.has_value());
+  }
+
+  asio::awaitable<std::vector<bool>> cancel_many(std::vector<std::string> names) override {
+    db::query q{&delete_jobs, {array_literal(names)}};
+    auto r = co_await db_->execute_one(std::move(q));
+    co_return std::vector<bool>(names.size(), r.has_value());
   }
 
   void start(fire_fn f) override {
@@ -151,35 +198,21 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
     for (const auto& j : *jobs) {
       lateness_.observe(static_cast<double>(std::max<std::int64_t>(0, now - j.due)) / 1000.0);
     }
-    // `parallel` workers take jobs in due order.
-    auto next = std::make_shared<std::size_t>(0);
+    // `parallel` at a time, in due order.
     auto done = std::make_shared<std::vector<char>>(jobs->size(), 0);
-    auto remaining = std::make_shared<std::size_t>(std::min(parallel, jobs->size()));
-    asio::steady_timer all_done(strand_, std::chrono::steady_clock::time_point::max());
-    for (std::size_t w = 0; w < *remaining; ++w) {
-      asio::co_spawn(
-          strand_,
-          [self = shared_from_this(), jobs, next, done]() -> asio::awaitable<void> {
-            while (*next < jobs->size()) {
-              auto i = (*next)++;
-              auto call = self->fire_((*jobs)[i].name, (*jobs)[i].data);
-              bool ok = false;
-              try {
-                ok = co_await std::move(call);
-              } catch (const std::exception& e) {
-                log::error("scheduler", "job handler threw", {{"job", std::string_view((*jobs)[i].name)},
-                                                             {"error", std::string_view(e.what())}});
-              }
-              (*done)[i] = ok ? 1 : 0;
-            }
-          },
-          [remaining, &all_done](std::exception_ptr) {
-            if (--*remaining == 0) {
-              all_done.cancel();
-            }
-          });
-    }
-    co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
+    std::function<asio::awaitable<void>(std::size_t)> run_one =
+        [self = shared_from_this(), jobs, done](std::size_t i) -> asio::awaitable<void> {
+      auto call = self->fire_((*jobs)[i].name, (*jobs)[i].data);
+      bool ok = false;
+      try {
+        ok = co_await std::move(call);
+      } catch (const std::exception& e) {
+        log::error("scheduler", "job handler threw",
+                   {{"job", std::string_view((*jobs)[i].name)}, {"error", std::string_view(e.what())}});
+      }
+      (*done)[i] = ok ? 1 : 0;
+    };
+    co_await for_each_parallel(jobs->size(), parallel, std::move(run_one));
     std::vector<std::string> finished, retry, dues;
     for (std::size_t i = 0; i < jobs->size(); ++i) {
       if ((*done)[i]) {

@@ -65,10 +65,11 @@ const db::statement unsynced_stmt{
     "rem_unsynced",
     "SELECT id, user_id, task_id, floor(extract(epoch FROM fire_at) * 1000)::int8, state FROM reminders"
     " WHERE NOT job_synced ORDER BY updated_at LIMIT $1"};
+// Only rows still as they were read: one moved meanwhile stays unsynced.
 const db::statement synced_stmt{
     "rem_synced",
-    "UPDATE reminders SET job_synced = true WHERE id = $1::uuid"
-    " AND floor(extract(epoch FROM fire_at) * 1000)::int8 = $2 AND state = $3"};
+    "UPDATE reminders r SET job_synced = true FROM unnest($1::uuid[], $2::int8[], $3::text[]) AS s(id, fire_at, state)"
+    " WHERE r.id = s.id AND floor(extract(epoch FROM r.fire_at) * 1000)::int8 = s.fire_at AND r.state = s.state"};
 
 // --- firing --------------------------------------------------------------
 
@@ -151,36 +152,50 @@ std::string text_array(const std::vector<std::string>& items) {
 // for the next round.
 asio::awaitable<void> sync_jobs(module_ptr m) {
   for (int round = 0; round < 100; ++round) {
-    db::query q{&unsynced_stmt, {"500"}};
+    db::query q{&unsynced_stmt, {"1000"}};
     auto rows = co_await m->db->execute_one(std::move(q));
     if (!rows || rows->size() == 0) {
       co_return;
     }
-    int synced = 0;
+    // The rows' keys, split into jobs to schedule and jobs to delete.
+    std::vector<int> scheduled_rows, cancelled_rows;
+    std::vector<job> to_schedule;
+    std::vector<std::string> to_cancel;
     for (int i = 0; i < rows->size(); ++i) {
       reminder_ref r{std::string(rows->text(i, 0)), std::string(rows->text(i, 1)), std::string(rows->text(i, 2)),
                      time::from_unix_ms(rows->integer(i, 3)), {}};
-      std::string state(rows->text(i, 4));
-      result<void> done;
-      auto name = fire_job_name(r.id);
-      if (state == "scheduled") {
+      if (rows->text(i, 4) == "scheduled") {
         job_data d{"fire", r, {}, 1};
-        job j{name, r.fire_at, encode(d)};
-        auto call = m->jobs->schedule(std::move(j));
-        done = co_await std::move(call);
-      } else if (state == "cancelled") {
-        auto call = m->jobs->cancel(name);
-        done = co_await std::move(call);
+        to_schedule.push_back({fire_job_name(r.id), r.fire_at, encode(d)});
+        scheduled_rows.push_back(i);
+      } else {
+        to_cancel.push_back(fire_job_name(r.id));
+        cancelled_rows.push_back(i);
       }
-      if (!done) {
-        continue;
-      }
-      db::query mark{&synced_stmt, {r.id, std::to_string(rows->integer(i, 3)), state}};
-      auto marked = co_await m->db->execute_one(std::move(mark));
-      synced += marked ? 1 : 0;
     }
-    if (synced == 0) {
+    auto scheduling = m->jobs->schedule_many(std::move(to_schedule));
+    auto scheduled = co_await std::move(scheduling);
+    auto cancelling = m->jobs->cancel_many(std::move(to_cancel));
+    auto cancelled = co_await std::move(cancelling);
+    std::vector<std::string> ids, times, states;
+    auto keep = [&](const std::vector<int>& which, const std::vector<bool>& ok) {
+      for (std::size_t k = 0; k < which.size(); ++k) {
+        if (ok[k]) {
+          ids.emplace_back(rows->text(which[k], 0));
+          times.push_back(std::to_string(rows->integer(which[k], 3)));
+          states.emplace_back(rows->text(which[k], 4));
+        }
+      }
+    };
+    keep(scheduled_rows, scheduled);
+    keep(cancelled_rows, cancelled);
+    if (ids.empty()) {
       co_return;  // the scheduler is away: reconciliation tries again
+    }
+    db::query mark{&synced_stmt, {text_array(ids), text_array(times), text_array(states)}};
+    auto marked = co_await m->db->execute_one(std::move(mark));
+    if (!marked) {
+      co_return;
     }
   }
 }
@@ -414,6 +429,9 @@ void install(todo::app& a) {
     asio::co_spawn(asio::make_strand(m->io), reconcile_loop(m), asio::detached);
   });
 
+  // Transfers under way post their results to the io_context: they end
+  // before it does.
+  a.on_stopped.push_back([sender = m->sender] { sender->shutdown(); });
   a.routes.add(
       http::method::post, "/job/{name}", [m](request_context c) { return job_route(m, std::move(c)); },
       access::public_);

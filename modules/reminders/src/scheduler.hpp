@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace boost::asio {
 class io_context;
@@ -48,6 +49,10 @@ class scheduler {
   virtual ~scheduler() = default;
   virtual asio::awaitable<result<void>> schedule(job j) = 0;
   virtual asio::awaitable<result<void>> cancel(std::string name) = 0;
+  // Many at once; which of them succeeded. By default 16 calls at a time.
+  // Call from a strand.
+  virtual asio::awaitable<std::vector<bool>> schedule_many(std::vector<job> jobs);
+  virtual asio::awaitable<std::vector<bool>> cancel_many(std::vector<std::string> names);
   // Begins firing due jobs (the embedded one) or accepting them (Dapr).
   virtual void start(fire_fn f) = 0;
   // For /ready: the scheduler can take jobs now.

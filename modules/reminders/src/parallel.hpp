@@ -1,0 +1,52 @@
+#pragma once
+// Runs f(0) .. f(n-1) with at most `width` at a time on the caller's
+// executor, and resumes when all have finished.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <functional>
+#include <memory>
+
+namespace todo::reminders {
+
+inline boost::asio::awaitable<void> for_each_parallel(std::size_t n, std::size_t width,
+                                                      std::function<boost::asio::awaitable<void>(std::size_t)> f) {
+  namespace asio = boost::asio;
+  if (n == 0) {
+    co_return;
+  }
+  auto ex = co_await asio::this_coro::executor;
+  struct shared {
+    std::size_t next = 0;
+    std::size_t running = 0;
+    asio::steady_timer done;
+    explicit shared(asio::any_io_executor e) : done(e, std::chrono::steady_clock::time_point::max()) {}
+  };
+  // Every worker runs on `ex`, which the caller's strand serializes, so the
+  // counters need no lock.
+  auto st = std::make_shared<shared>(ex);
+  st->running = std::min(n, width);
+  for (std::size_t w = 0; w < st->running; ++w) {
+    asio::co_spawn(
+        ex,
+        [st, n, f]() -> asio::awaitable<void> {
+          while (st->next < n) {
+            auto i = st->next++;
+            auto call = f(i);
+            co_await std::move(call);
+          }
+        },
+        [st](std::exception_ptr) {
+          if (--st->running == 0) {
+            st->done.cancel();
+          }
+        });
+  }
+  co_await st->done.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+}  // namespace todo::reminders
