@@ -202,6 +202,8 @@ event_bus::event_bus(asio::io_context& io, std::shared_ptr<db::pool> db, metrics
 
 event_bus::~event_bus() = default;
 
+void event_bus::subscribe(std::string name, handler h) { subscribe(std::move(name), std::move(h), checkpoint_store{}); }
+
 void event_bus::subscribe(std::string name, handler h, checkpoint_store where) {
   if (!where.load) {
     auto db = impl_->db;
@@ -219,8 +221,9 @@ void event_bus::notify() {
   }
 }
 
-asio::awaitable<void> event_bus::wait() {
-  auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor, impl_->opt.poll_interval);
+asio::awaitable<void> event_bus::wait(std::chrono::milliseconds poll) {
+  auto interval = poll.count() > 0 ? poll : impl_->opt.poll_interval;
+  auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor, interval);
   {
     std::lock_guard lock(impl_->mu);
     impl_->waiting.insert(timer);
@@ -247,13 +250,13 @@ asio::awaitable<void> run_subscriber(event_bus* bus, std::shared_ptr<event_bus::
       checkpoint = *loaded;
       break;
     }
-    co_await bus->wait();
+    co_await bus->wait(where.poll);
   }
   log_reader reader(st->db, checkpoint);
   for (;;) {
     auto batch = co_await reader.next(st->opt.batch);
     if (!batch || batch->empty()) {
-      co_await bus->wait();
+      co_await bus->wait(where.poll);
       continue;
     }
     auto count = batch->size();
@@ -263,7 +266,7 @@ asio::awaitable<void> run_subscriber(event_bus* bus, std::shared_ptr<event_bus::
       log::warn("bus", "subscriber failed; will retry", {{"subscriber", std::string_view(name)},
                                                           {"error", handled.error().message()}});
       reader.rewind(checkpoint);
-      co_await bus->wait();
+      co_await bus->wait(where.poll);
       continue;
     }
     delivered.inc(count);

@@ -94,19 +94,24 @@ class event_bus {
 
   // Where a subscriber keeps its checkpoint; by default the
   // consumer_checkpoints table. load answers 0 when there is none yet.
+  // `poll`, when set, replaces the bus's poll interval for this subscriber:
+  // one that other replicas also serve can look for their commits less often.
   struct checkpoint_store {
     std::function<boost::asio::awaitable<boost::system::result<std::int64_t>>(std::string)> load;
     std::function<boost::asio::awaitable<boost::system::result<void>>(std::string, std::int64_t)> save;
+    std::chrono::milliseconds poll{0};
   };
 
   // Before start(). A subscriber that has no checkpoint yet starts from the
   // beginning of the log.
-  void subscribe(std::string name, handler h, checkpoint_store where = {});
+  void subscribe(std::string name, handler h, checkpoint_store where);
+  void subscribe(std::string name, handler h);
   void start();
   // Wakes every subscriber now (and the Kafka relay, which waits here too).
   void notify();
-  // Resolves after notify() or the poll interval, whichever comes first.
-  boost::asio::awaitable<void> wait();
+  // Resolves after notify() or the poll interval (or `poll`, when given),
+  // whichever comes first.
+  boost::asio::awaitable<void> wait(std::chrono::milliseconds poll = std::chrono::milliseconds(0));
 
   struct impl;
 

@@ -64,8 +64,11 @@ class dapr_jobs final : public scheduler, public std::enable_shared_from_this<da
     if (!fire_) {
       co_return false;
     }
-    auto call = fire_(std::move(name), std::move(data));
-    co_return co_await std::move(call);
+    std::vector<due_job> one;
+    one.push_back({std::move(name), std::move(data)});
+    auto call = fire_(std::move(one));
+    auto done = co_await std::move(call);
+    co_return !done.empty() && done[0];
   }
 
  private:

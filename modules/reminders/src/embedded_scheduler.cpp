@@ -28,7 +28,8 @@ namespace {
 using namespace std::chrono_literals;
 constexpr auto poll_interval = 500ms;  // for jobs other replicas schedule
 constexpr int claim_batch = 1000;
-constexpr std::size_t parallel = 64;   // jobs run at once per replica
+constexpr std::size_t chunk = 250;   // jobs handed to the handler at once
+constexpr std::size_t parallel = 4;  // chunks run at once per replica
 
 const db::statement upsert_job{
     "sched_upsert",
@@ -57,6 +58,9 @@ const db::statement finish_jobs{
 const db::statement release_jobs{
     "sched_release",
     "UPDATE scheduler_jobs SET claimed_until = now() + interval '1 second' WHERE name = ANY($1::text[])"};
+// Claims and their release need not wait for the disk: a claim lost in a
+// crash only means the job runs again after its lease, as it would anyway.
+const db::statement no_flush{"sched_no_flush", "SELECT set_config('synchronous_commit', 'off', true)"};
 const db::statement next_due{
     "sched_next",
     "SELECT floor(extract(epoch FROM min(GREATEST(due_at, COALESCE(claimed_until, due_at)))) * 1000)::int8"
@@ -179,12 +183,15 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
 
   // Claims and runs due jobs; how many ran (0: none due, or the database is away).
   asio::awaitable<std::size_t> run_due() {
-    db::query q{&claim_due, {std::to_string(claim_batch)}};
-    auto claimed = co_await db_->execute_one(std::move(q));
-    healthy_.store(claimed.has_value());
-    if (!claimed || claimed->size() == 0) {
+    std::vector<db::query> qs;
+    qs.push_back({&no_flush, {}});
+    qs.push_back({&claim_due, {std::to_string(claim_batch)}});
+    auto result = co_await db_->execute(std::move(qs));
+    healthy_.store(result.has_value());
+    if (!result || result->size() != 2 || (*result)[1].size() == 0) {
       co_return 0;
     }
+    const auto* claimed = &(*result)[1];
     struct claimed_job {
       std::string name;
       std::string data;
@@ -198,21 +205,27 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
     for (const auto& j : *jobs) {
       lateness_.observe(static_cast<double>(std::max<std::int64_t>(0, now - j.due)) / 1000.0);
     }
-    // `parallel` at a time, in due order.
+    // In chunks, `parallel` chunks at a time, in due order.
     auto done = std::make_shared<std::vector<char>>(jobs->size(), 0);
-    std::function<asio::awaitable<void>(std::size_t)> run_one =
-        [self = shared_from_this(), jobs, done](std::size_t i) -> asio::awaitable<void> {
-      auto call = self->fire_((*jobs)[i].name, (*jobs)[i].data);
-      bool ok = false;
-      try {
-        ok = co_await std::move(call);
-      } catch (const std::exception& e) {
-        log::error("scheduler", "job handler threw",
-                   {{"job", std::string_view((*jobs)[i].name)}, {"error", std::string_view(e.what())}});
+    std::function<asio::awaitable<void>(std::size_t)> run_chunk =
+        [self = shared_from_this(), jobs, done](std::size_t c) -> asio::awaitable<void> {
+      auto first = c * chunk;
+      auto last = std::min(jobs->size(), first + chunk);
+      std::vector<due_job> batch;
+      for (auto i = first; i < last; ++i) {
+        batch.push_back({(*jobs)[i].name, (*jobs)[i].data});
       }
-      (*done)[i] = ok ? 1 : 0;
+      auto call = self->fire_(std::move(batch));
+      try {
+        auto ok = co_await std::move(call);
+        for (auto i = first; i < last && i - first < ok.size(); ++i) {
+          (*done)[i] = ok[i - first] ? 1 : 0;
+        }
+      } catch (const std::exception& e) {
+        log::error("scheduler", "job handler threw", {{"error", std::string_view(e.what())}});
+      }
     };
-    co_await for_each_parallel(jobs->size(), parallel, std::move(run_one));
+    co_await for_each_parallel((jobs->size() + chunk - 1) / chunk, parallel, std::move(run_chunk));
     std::vector<std::string> finished, retry, dues;
     for (std::size_t i = 0; i < jobs->size(); ++i) {
       if ((*done)[i]) {
@@ -224,7 +237,8 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
     }
     fired_.inc(finished.size());
     failed_.inc(retry.size());
-    std::vector<db::query> qs;
+    qs.clear();
+    qs.push_back({&no_flush, {}});
     if (!finished.empty()) {
       std::string due_list = "{";
       for (std::size_t i = 0; i < dues.size(); ++i) {

@@ -1,9 +1,10 @@
 #pragma once
-// Runs f(0) .. f(n-1) with at most `width` at a time on the caller's
-// executor, and resumes when all have finished.
+// Runs f(0) .. f(n-1) with at most `width` at a time, and resumes when all
+// have finished.
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -19,15 +20,15 @@ inline boost::asio::awaitable<void> for_each_parallel(std::size_t n, std::size_t
   if (n == 0) {
     co_return;
   }
-  auto ex = co_await asio::this_coro::executor;
+  // The workers share counters: one strand of their own serializes them,
+  // whatever executor the caller runs on.
+  auto ex = asio::any_io_executor(asio::make_strand(co_await asio::this_coro::executor));
   struct shared {
     std::size_t next = 0;
     std::size_t running = 0;
     asio::steady_timer done;
     explicit shared(asio::any_io_executor e) : done(e, std::chrono::steady_clock::time_point::max()) {}
   };
-  // Every worker runs on `ex`, which the caller's strand serializes, so the
-  // counters need no lock.
   auto st = std::make_shared<shared>(ex);
   st->running = std::min(n, width);
   for (std::size_t w = 0; w < st->running; ++w) {

@@ -2,6 +2,7 @@
 #include "reminders/reminders.hpp"
 
 #include "module.hpp"
+#include "parallel.hpp"
 
 #include "todo/app.hpp"
 #include "todo/crypto.hpp"
@@ -75,9 +76,11 @@ const db::statement synced_stmt{
 
 const db::statement fire_target_stmt{
     "rem_fire_target",
-    "SELECT r.title, s.email IS NOT NULL, s.webhook_url IS NOT NULL FROM reminders r"
-    " LEFT JOIN user_settings s ON s.user_id = r.user_id"
-    " WHERE r.id = $1::uuid AND r.fire_at = $2::timestamptz AND r.state = 'scheduled'"};
+    "SELECT r.id, r.user_id, r.task_id, floor(extract(epoch FROM r.fire_at) * 1000)::int8, r.title,"
+    " s.email IS NOT NULL, s.webhook_url IS NOT NULL"
+    " FROM unnest($1::uuid[], $2::timestamptz[]) AS w(id, fire_at)"
+    " JOIN reminders r ON r.id = w.id AND r.fire_at = w.fire_at"
+    " LEFT JOIN user_settings s ON s.user_id = r.user_id WHERE r.state = 'scheduled'"};
 // Once per fire_at: only a scheduled row at that time fires.
 const db::statement fire_stmt{
     "rem_fire",
@@ -239,57 +242,97 @@ asio::awaitable<result<void>> follow(module_ptr m, std::vector<event> batch) {
   co_return result<void>{};
 }
 
-// Fires one reminder at one fire_at, once: the due event on the user's
-// stream (and so on Kafka and every WebSocket), then its channels.
-asio::awaitable<bool> fire(module_ptr m, reminder_ref r) {
-  db::query q{&fire_target_stmt, {r.id, time::format(r.fire_at)}};
+// Fires reminders, each once per fire_at: the due event on the user's
+// stream (and so on Kafka and every WebSocket), then its channels. One
+// query finds them, one pipeline fires them all. false for every one when
+// the database could not be reached.
+asio::awaitable<bool> fire_many(module_ptr m, std::vector<reminder_ref> rs) {
+  if (rs.empty()) {
+    co_return true;
+  }
+  std::vector<std::string> ids, times;
+  for (const auto& r : rs) {
+    ids.push_back(r.id);
+    times.push_back(time::format(r.fire_at));
+  }
+  db::query q{&fire_target_stmt, {text_array(ids), text_array(times)}};
   auto target = co_await m->db->execute_one(std::move(q));
   if (!target) {
     co_return false;
   }
-  if (target->size() == 0) {
+  struct firing {
+    reminder_ref r;
+    std::vector<std::string> channels;
+  };
+  std::vector<firing> firings;
+  std::vector<db::query> qs;
+  for (int i = 0; i < target->size(); ++i) {
+    firing f;
+    f.r = {std::string(target->text(i, 0)), std::string(target->text(i, 1)), std::string(target->text(i, 2)),
+           time::from_unix_ms(target->integer(i, 3)), std::string(target->text(i, 4))};
+    if (target->boolean(i, 5) && !m->notify.smtp_url.empty()) {
+      f.channels.push_back("email");
+    }
+    if (target->boolean(i, 6)) {
+      f.channels.push_back("webhook");
+    }
+    const auto& r = f.r;
+    qs.push_back({&fire_stmt,
+                  {r.user, uuid::v7(), "com.todo.reminder.due", r.task_id, time::format(time::now()),
+                   "Reminder due: " + r.title, event_data(r, "sent"), r.id, time::format(r.fire_at),
+                   text_array(f.channels), f.channels.empty() ? "f" : "t"}});
+    firings.push_back(std::move(f));
+  }
+  if (qs.empty()) {
     co_return true;  // moved, cancelled or already fired
   }
-  r.title = std::string(target->text(0, 0));
-  std::vector<std::string> channels;
-  if (target->boolean(0, 1) && !m->notify.smtp_url.empty()) {
-    channels.push_back("email");
-  }
-  if (target->boolean(0, 2)) {
-    channels.push_back("webhook");
-  }
-  db::query f{&fire_stmt,
-              {r.user, uuid::v7(), "com.todo.reminder.due", r.task_id, time::format(time::now()),
-               "Reminder due: " + r.title, event_data(r, "sent"), r.id, time::format(r.fire_at), text_array(channels),
-               channels.empty() ? "f" : "t"}};
-  auto fired = co_await m->db->execute_one(std::move(f));
+  auto fired = co_await m->db->execute(std::move(qs));
   if (!fired) {
     co_return false;
   }
-  if (fired->size() == 0) {
-    co_return true;  // another replica fired it
-  }
-  m->fired.inc();
   m->bus.notify();
-  for (const auto& c : channels) {
-    job_data d{"deliver", r, c, 1};
-    asio::co_spawn(m->io, deliver(m, std::move(d)), asio::detached);
+  for (std::size_t i = 0; i < firings.size(); ++i) {
+    if ((*fired)[i].size() == 0) {
+      continue;  // another replica fired it
+    }
+    m->fired.inc();
+    for (const auto& c : firings[i].channels) {
+      job_data d{"deliver", firings[i].r, c, 1};
+      asio::co_spawn(m->io, deliver(m, std::move(d)), asio::detached);
+    }
   }
   co_return true;
 }
 
-asio::awaitable<bool> run_job(module_ptr m, std::string name, std::string data) {
-  auto d = decode(data);
-  if (!d) {
-    log::warn("reminders", "job with a payload this server did not write", {{"job", std::string_view(name)}});
-    co_return true;
+asio::awaitable<std::vector<bool>> run_jobs(module_ptr m, std::vector<due_job> jobs) {
+  auto ok = std::make_shared<std::vector<bool>>(jobs.size(), true);
+  std::vector<reminder_ref> to_fire;
+  std::vector<std::size_t> fire_index;
+  auto deliveries = std::make_shared<std::vector<std::pair<std::size_t, job_data>>>();
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    auto d = decode(jobs[i].data);
+    if (!d) {
+      log::warn("reminders", "job with a payload this server did not write",
+                {{"job", std::string_view(jobs[i].name)}});
+    } else if (d->kind == "fire") {
+      to_fire.push_back(std::move(d->r));
+      fire_index.push_back(i);
+    } else {
+      deliveries->emplace_back(i, std::move(*d));
+    }
   }
-  if (d->kind == "fire") {
-    auto f = fire(m, std::move(d->r));
-    co_return co_await std::move(f);
+  auto firing = fire_many(m, std::move(to_fire));
+  bool fired = co_await std::move(firing);
+  for (auto i : fire_index) {
+    (*ok)[i] = fired;
   }
-  auto call = deliver(m, std::move(*d));
-  co_return co_await std::move(call);
+  std::function<asio::awaitable<void>(std::size_t)> one = [m, ok, deliveries](std::size_t k) -> asio::awaitable<void> {
+    auto& [i, d] = (*deliveries)[k];
+    auto call = deliver(m, d);
+    (*ok)[i] = co_await std::move(call);
+  };
+  co_await for_each_parallel(deliveries->size(), 32, std::move(one));
+  co_return *ok;
 }
 
 // Whatever the scheduler did or dropped: reminders past due and not fired
@@ -299,14 +342,15 @@ asio::awaitable<void> reconcile(module_ptr m) {
   co_await sync_jobs(m);
   db::query q{&overdue_stmt, {"2 seconds"}};
   auto overdue = co_await m->db->execute_one(std::move(q));
-  if (overdue) {
+  if (overdue && overdue->size() > 0) {
+    std::vector<reminder_ref> rs;
     for (int i = 0; i < overdue->size(); ++i) {
-      reminder_ref r{std::string(overdue->text(i, 0)), std::string(overdue->text(i, 1)),
-                     std::string(overdue->text(i, 2)), time::from_unix_ms(overdue->integer(i, 3)), {}};
-      log::info("reminders", "firing an overdue reminder", {{"reminder", std::string_view(r.id)}});
-      auto f = fire(m, std::move(r));
-      co_await std::move(f);
+      rs.push_back({std::string(overdue->text(i, 0)), std::string(overdue->text(i, 1)),
+                    std::string(overdue->text(i, 2)), time::from_unix_ms(overdue->integer(i, 3)), {}});
     }
+    log::info("reminders", "firing overdue reminders", {{"count", overdue->size()}});
+    auto f = fire_many(m, std::move(rs));
+    co_await std::move(f);
   }
   // Retries are scheduled jobs; a delivery left open for longer than the
   // longest backoff lost its job (a crash before it was scheduled, or a
@@ -419,12 +463,15 @@ void install(todo::app& a) {
         co_return co_await std::move(call);
       },
   };
+  // Every replica follows; one that commits a task change wakes its own
+  // follower at once, so the others need to look only now and then.
+  where.poll = std::chrono::seconds(1);
   event_bus::handler h = [m](std::vector<event> batch) { return follow(m, std::move(batch)); };
   a.bus.subscribe("reminders", std::move(h), std::move(where));
 
   // Starts with the schema: the bus starts after migrations, and so do these.
   a.on_schema_ready.push_back([m] {
-    fire_fn f = [m](std::string name, std::string data) { return run_job(m, std::move(name), std::move(data)); };
+    fire_fn f = [m](std::vector<due_job> jobs) { return run_jobs(m, std::move(jobs)); };
     m->jobs->start(std::move(f));
     asio::co_spawn(asio::make_strand(m->io), reconcile_loop(m), asio::detached);
   });

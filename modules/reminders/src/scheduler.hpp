@@ -40,9 +40,14 @@ struct job {
   std::string data;  // JSON
 };
 
-// Runs a due job. true: done (delivered or nothing to do); false: failed,
-// the scheduler tries again later.
-using fire_fn = std::function<asio::awaitable<bool>(std::string name, std::string data)>;
+struct due_job {
+  std::string name;
+  std::string data;
+};
+// Runs due jobs, several at once where the scheduler has several due. For
+// each: true, done (delivered or nothing to do); false, failed, and the
+// scheduler tries it again later.
+using fire_fn = std::function<asio::awaitable<std::vector<bool>>(std::vector<due_job>)>;
 
 class scheduler {
  public:
@@ -50,7 +55,6 @@ class scheduler {
   virtual asio::awaitable<result<void>> schedule(job j) = 0;
   virtual asio::awaitable<result<void>> cancel(std::string name) = 0;
   // Many at once; which of them succeeded. By default 16 calls at a time.
-  // Call from a strand.
   virtual asio::awaitable<std::vector<bool>> schedule_many(std::vector<job> jobs);
   virtual asio::awaitable<std::vector<bool>> cancel_many(std::vector<std::string> names);
   // Begins firing due jobs (the embedded one) or accepting them (Dapr).
