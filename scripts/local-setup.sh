@@ -87,6 +87,11 @@ if ! k -n "$namespace" get secret todo-auth >/dev/null 2>&1; then
     --from-literal=jwt-secret="$(openssl rand -base64 48)" \
     --from-literal=cursor-secret="$(openssl rand -base64 48)"
 fi
+# The token daprd sends on job triggers (dapr.io/app-token-secret) and the
+# server requires (APP_API_TOKEN): one Secret, so both sides agree.
+if ! k -n "$namespace" get secret todo-dapr-app-token >/dev/null 2>&1; then
+  k -n "$namespace" create secret generic todo-dapr-app-token --from-literal=token="$(openssl rand -hex 32)"
+fi
 
 echo "==> PostgreSQL, Redpanda, topics and todo-server (k8s/overlays/local)"
 # A Job's template is immutable; a new ConfigMap hash changes it.

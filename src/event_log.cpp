@@ -76,7 +76,12 @@ gap_tracker::step gap_tracker::advance(std::int64_t from, std::span<const std::i
     while (expected < p) {
       auto it = pending_.find(expected);
       if (it == pending_.end()) {
-        pending_.emplace(expected, xmax);
+        // A new hole: every position in it was handed out before this
+        // snapshot's xmax, so the whole hole settles at once (one position
+        // a poll would take a rolled-back batch minutes to pass).
+        for (auto q = expected; q < p; ++q) {
+          pending_.emplace(q, xmax);
+        }
         return {used, expected - 1};
       }
       // Every transaction below the xmax seen then has ended once xmin reaches

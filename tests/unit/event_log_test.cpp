@@ -52,17 +52,31 @@ TEST_CASE("a gap is skipped once every transaction that could fill it has ended"
   CHECK(g.open_gaps() == 0);
 }
 
-TEST_CASE("several missing positions are each settled", "[events][gaps]") {
+TEST_CASE("a hole of several positions settles at once", "[events][gaps]") {
   gap_tracker g;
-  std::vector<std::int64_t> p{1, 4};
+  std::vector<std::int64_t> p{1, 400};
   auto s = g.advance(0, p, 50, 60);
-  CHECK(s.position == 1);  // 2 recorded
-  s = g.advance(1, std::vector<std::int64_t>{4}, 60, 70);  // 2 settled, 3 newly seen
-  CHECK(s.position == 2);
+  CHECK(s.position == 1);  // 2..399 recorded, all seen below xmax 60
+  CHECK(g.open_gaps() == 398);
+  s = g.advance(1, std::vector<std::int64_t>{400}, 59, 70);  // a writer below 60 may still run
   CHECK(s.usable == 0);
-  s = g.advance(2, std::vector<std::int64_t>{4}, 70, 80);
-  CHECK(s.position == 4);
+  CHECK(s.position == 1);
+  s = g.advance(1, std::vector<std::int64_t>{400}, 60, 70);  // all ended: the hole is rolled back
+  CHECK(s.position == 400);
   CHECK(s.usable == 1);
+  CHECK(g.open_gaps() == 0);
+}
+
+TEST_CASE("a late commit inside a recorded hole is consumed, the rest still waits", "[events][gaps]") {
+  gap_tracker g;
+  auto s = g.advance(0, std::vector<std::int64_t>{1, 5}, 50, 60);  // 2, 3, 4 missing
+  CHECK(s.position == 1);
+  s = g.advance(1, std::vector<std::int64_t>{3, 5}, 55, 70);  // 3 committed late; 2 may still come
+  CHECK(s.usable == 0);
+  s = g.advance(1, std::vector<std::int64_t>{3, 5}, 60, 70);  // 2 rolled back: 3, then 4 rolled back too
+  CHECK(s.usable == 2);
+  CHECK(s.position == 5);
+  CHECK(g.open_gaps() == 0);
 }
 
 TEST_CASE("a CloudEvent carries every required attribute", "[events]") {

@@ -29,6 +29,8 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+
 namespace todo::reminders {
 namespace {
 
@@ -206,6 +208,9 @@ asio::awaitable<void> sync_jobs(module_ptr m) {
 asio::awaitable<result<void>> follow(module_ptr m, std::vector<event> batch) {
   simdjson::dom::parser parser;
   std::vector<db::query> qs;
+  // By user (each user's events stay in order): the announcements lock
+  // sequence rows in the same order as firing does (fire_many).
+  std::stable_sort(batch.begin(), batch.end(), [](const event& a, const event& b) { return a.user < b.user; });
   for (const auto& e : batch) {
     if (!e.type.starts_with("com.todo.task.")) {
       continue;
@@ -276,12 +281,18 @@ asio::awaitable<bool> fire_many(module_ptr m, std::vector<reminder_ref> rs) {
     if (target->boolean(i, 6)) {
       f.channels.push_back("webhook");
     }
+    firings.push_back(std::move(f));
+  }
+  // Each event locks its user's sequence row: every transaction that takes
+  // several takes them in the same order, so concurrent batches wait for
+  // each other instead of deadlocking.
+  std::stable_sort(firings.begin(), firings.end(), [](const firing& a, const firing& b) { return a.r.user < b.r.user; });
+  for (const auto& f : firings) {
     const auto& r = f.r;
     qs.push_back({&fire_stmt,
                   {r.user, uuid::v7(), "com.todo.reminder.due", r.task_id, time::format(time::now()),
                    "Reminder due: " + r.title, event_data(r, "sent"), r.id, time::format(r.fire_at),
                    text_array(f.channels), f.channels.empty() ? "f" : "t"}});
-    firings.push_back(std::move(f));
   }
   if (qs.empty()) {
     co_return true;  // moved, cancelled or already fired
