@@ -454,6 +454,18 @@ class DaprSidecar(unittest.TestCase):
         time.sleep(0.5)
         self.assertEqual(len(events(self.server, u, "com.todo.reminder.due")), 1)
 
+    def test_an_early_trigger_fires_nothing(self):
+        u = new_user()
+        t = self.server.post("/api/v1/tasks", {"title": "t", "reminders": [{"at": stamp(60)}]}, user=u).json()
+        name = f"r-{t['reminders'][0]['id']}"
+        job = eventually(lambda: self.sidecar.jobs().get(name), 5, what="job")
+        early = self.server.post(f"/job/{name}", job["data"], headers={"dapr-api-token": "app-token-1"})
+        self.assertEqual(early.status, 200, early)
+        time.sleep(0.5)
+        self.assertEqual(events(self.server, u, "com.todo.reminder.due"), [])
+        got = self.server.get(f"/api/v1/tasks/{t['id']}", user=u).json()
+        self.assertEqual(got["reminders"][0]["state"], "scheduled")
+
     def test_job_route_needs_the_app_token(self):
         r = self.server.post("/job/r-x", {"kind": "fire"})
         self.assertEqual(r.status, 401, r)

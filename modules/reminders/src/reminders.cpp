@@ -82,7 +82,10 @@ const db::statement fire_target_stmt{
     " s.email IS NOT NULL, s.webhook_url IS NOT NULL"
     " FROM unnest($1::uuid[], $2::timestamptz[]) AS w(id, fire_at)"
     " JOIN reminders r ON r.id = w.id AND r.fire_at = w.fire_at"
-    " LEFT JOIN user_settings s ON s.user_id = r.user_id WHERE r.state = 'scheduled'"};
+    " LEFT JOIN user_settings s ON s.user_id = r.user_id WHERE r.state = 'scheduled'"
+    // Never early: a trigger well before fire_at (a forged call to /job, a
+    // clock far off) fires nothing; reconciliation fires it when it is due.
+    " AND r.fire_at <= now() + interval '1 second'"};
 // Once per fire_at: only a scheduled row at that time fires.
 const db::statement fire_stmt{
     "rem_fire",
