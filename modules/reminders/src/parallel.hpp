@@ -2,6 +2,7 @@
 // Runs f(0) .. f(n-1) with at most `width` at a time, and resumes when all
 // have finished.
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -22,7 +23,8 @@ inline boost::asio::awaitable<void> for_each_parallel(std::size_t n, std::size_t
   }
   // The workers share counters: one strand of their own serializes them,
   // whatever executor the caller runs on.
-  auto ex = asio::any_io_executor(asio::make_strand(co_await asio::this_coro::executor));
+  auto outer = co_await asio::this_coro::executor;
+  auto ex = asio::any_io_executor(asio::make_strand(outer));
   struct shared {
     std::size_t next = 0;
     std::size_t running = 0;
@@ -47,7 +49,13 @@ inline boost::asio::awaitable<void> for_each_parallel(std::size_t n, std::size_t
           }
         });
   }
-  co_await st->done.async_wait(asio::as_tuple(asio::use_awaitable));
+  // Waits on the workers' strand, so the last one cannot finish between the
+  // look at `running` and the wait; then back to the caller's executor.
+  co_await asio::post(ex, asio::use_awaitable);
+  if (st->running > 0) {
+    co_await st->done.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  co_await asio::post(outer, asio::use_awaitable);
 }
 
 }  // namespace todo::reminders
