@@ -90,7 +90,6 @@ class dapr_jobs final : public scheduler, public std::enable_shared_from_this<da
 
   asio::io_context& io_;
   std::shared_ptr<dapr::client> client_;
-  fire_fn fire_;
   std::atomic<bool> healthy_{false};
 };
 

@@ -281,7 +281,6 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
   asio::strand<asio::io_context::executor_type> strand_;
   asio::steady_timer timer_;
   std::shared_ptr<db::pool> db_;
-  fire_fn fire_;
   std::atomic<std::int64_t> sleeping_until_{std::numeric_limits<std::int64_t>::max()};
   std::atomic<bool> healthy_{false};
   std::atomic<bool> woken_{false};

@@ -492,7 +492,10 @@ void install(todo::app& a) {
 
   // Transfers under way post their results to the io_context: they end
   // before it does.
-  a.on_stopped.push_back([sender = m->sender] { sender->shutdown(); });
+  a.on_stopped.push_back([m] {
+    m->sender->shutdown();
+    m->jobs->stop();
+  });
   a.routes.add(
       http::method::post, "/job/{name}", [m](request_context c) { return job_route(m, std::move(c)); },
       access::public_);

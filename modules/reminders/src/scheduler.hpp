@@ -50,6 +50,9 @@ struct due_job {
 using fire_fn = std::function<asio::awaitable<std::vector<bool>>(std::vector<due_job>)>;
 
 class scheduler {
+ protected:
+  fire_fn fire_;
+
  public:
   virtual ~scheduler() = default;
   virtual asio::awaitable<result<void>> schedule(job j) = 0;
@@ -59,6 +62,9 @@ class scheduler {
   virtual asio::awaitable<std::vector<bool>> cancel_many(std::vector<std::string> names);
   // Begins firing due jobs (the embedded one) or accepting them (Dapr).
   virtual void start(fire_fn f) = 0;
+  // Drops the handler (which holds its owner) once the I/O threads have
+  // stopped, so nothing keeps the other alive at exit.
+  void stop() { fire_ = nullptr; }
   // For /ready: the scheduler can take jobs now.
   virtual bool ready() const = 0;
   // Runs a job the sidecar delivered to POST /job/{name}.
