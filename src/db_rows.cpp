@@ -25,6 +25,21 @@ class category_impl final : public boost::system::error_category {
 
 }  // namespace
 
+std::string array_literal(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    out += i == 0 ? "\"" : ",\"";
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+      }
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
 const boost::system::error_category& category() noexcept {
   static const category_impl instance;
   return instance;

@@ -56,6 +56,11 @@ struct query {
   std::string text;
 };
 
+// The text form of a one-dimensional array parameter ($1::text[], ::int8[],
+// ...): every element quoted, quotes and backslashes escaped, so any string
+// round-trips.
+std::string array_literal(const std::vector<std::string>& items);
+
 // The rows of one statement's result (text format).
 class rows {
  public:

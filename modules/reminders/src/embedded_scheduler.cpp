@@ -66,30 +66,6 @@ const db::statement next_due{
     "SELECT floor(extract(epoch FROM min(GREATEST(due_at, COALESCE(claimed_until, due_at)))) * 1000)::int8"
     " FROM scheduler_jobs"};
 
-std::string array_literal(const std::vector<std::string>& items) {
-  // Job names are [a-z0-9-] and times need no escaping: quoting is enough.
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    out += (i == 0 ? "\"" : ",\"") + items[i] + "\"";
-  }
-  return out + "}";
-}
-
-// Any text: each element quoted, with backslashes and quotes escaped.
-std::string text_array_literal(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    out += i == 0 ? "\"" : ",\"";
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') {
-        out += '\\';
-      }
-      out += c;
-    }
-    out += "\"";
-  }
-  return out + "}";
-}
 
 class embedded final : public scheduler, public std::enable_shared_from_this<embedded> {
  public:
@@ -131,7 +107,7 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
       data.push_back(std::move(j.data));
       earliest = std::min(earliest, j.due);
     }
-    db::query q{&upsert_jobs, {array_literal(names), array_literal(dues), text_array_literal(data)}};
+    db::query q{&upsert_jobs, {db::array_literal(names), db::array_literal(dues), db::array_literal(data)}};
     auto r = co_await db_->execute_one(std::move(q));
     if (r && !jobs.empty()) {
       wake_for(earliest);
@@ -140,7 +116,7 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
   }
 
   asio::awaitable<std::vector<bool>> cancel_many(std::vector<std::string> names) override {
-    db::query q{&delete_jobs, {array_literal(names)}};
+    db::query q{&delete_jobs, {db::array_literal(names)}};
     auto r = co_await db_->execute_one(std::move(q));
     co_return std::vector<bool>(names.size(), r.has_value());
   }
@@ -240,15 +216,10 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
     qs.clear();
     qs.push_back({&no_flush, {}});
     if (!finished.empty()) {
-      std::string due_list = "{";
-      for (std::size_t i = 0; i < dues.size(); ++i) {
-        due_list += (i == 0 ? "" : ",") + dues[i];
-      }
-      due_list += "}";
-      qs.push_back({&finish_jobs, {array_literal(finished), due_list}});
+      qs.push_back({&finish_jobs, {db::array_literal(finished), db::array_literal(dues)}});
     }
     if (!retry.empty()) {
-      qs.push_back({&release_jobs, {array_literal(retry)}});
+      qs.push_back({&release_jobs, {db::array_literal(retry)}});
     }
     // A lost answer here only means a job runs again: handlers are idempotent.
     auto settled = co_await db_->execute(std::move(qs));

@@ -146,15 +146,6 @@ std::optional<task_view> read_task(simdjson::dom::parser& parser, const event& e
   return t;
 }
 
-std::string text_array(const std::vector<std::string>& items) {
-  // uuids, RFC 3339 times and channel names: nothing to escape.
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    out += (i == 0 ? "\"" : ",\"") + items[i] + "\"";
-  }
-  return out + "}";
-}
-
 // The scheduler made to hold what the rows say: a job per scheduled
 // reminder, none for a cancelled one. Rows it could not reach stay unsynced
 // for the next round.
@@ -200,7 +191,7 @@ asio::awaitable<void> sync_jobs(module_ptr m) {
     if (ids.empty()) {
       co_return;  // the scheduler is away: reconciliation tries again
     }
-    db::query mark{&synced_stmt, {text_array(ids), text_array(times), text_array(states)}};
+    db::query mark{&synced_stmt, {db::array_literal(ids), db::array_literal(times), db::array_literal(states)}};
     auto marked = co_await m->db->execute_one(std::move(mark));
     if (!marked) {
       co_return;
@@ -228,7 +219,7 @@ asio::awaitable<result<void>> follow(module_ptr m, std::vector<event> batch) {
       ids.push_back(id);
       times.push_back(at);
     }
-    qs.push_back({&follow_stmt, {e.user, t->id, text_array(ids), text_array(times), std::to_string(e.seq), t->title}});
+    qs.push_back({&follow_stmt, {e.user, t->id, db::array_literal(ids), db::array_literal(times), std::to_string(e.seq), t->title}});
     qs.push_back({&retitle_stmt, {e.user, t->id, t->title}});
     for (const auto& [id, at] : t->scheduled) {
       auto when = time::parse_rfc3339(at);
@@ -263,7 +254,7 @@ asio::awaitable<bool> fire_many(module_ptr m, std::vector<reminder_ref> rs) {
     ids.push_back(r.id);
     times.push_back(time::format(r.fire_at));
   }
-  db::query q{&fire_target_stmt, {text_array(ids), text_array(times)}};
+  db::query q{&fire_target_stmt, {db::array_literal(ids), db::array_literal(times)}};
   auto target = co_await m->db->execute_one(std::move(q));
   if (!target) {
     co_return false;
@@ -295,7 +286,7 @@ asio::awaitable<bool> fire_many(module_ptr m, std::vector<reminder_ref> rs) {
     qs.push_back({&fire_stmt,
                   {r.user, uuid::v7(), "com.todo.reminder.due", r.task_id, time::format(time::now()),
                    "Reminder due: " + r.title, event_data(r, "sent"), r.id, time::format(r.fire_at),
-                   text_array(f.channels), f.channels.empty() ? "f" : "t"}});
+                   db::array_literal(f.channels), f.channels.empty() ? "f" : "t"}});
   }
   if (qs.empty()) {
     co_return true;  // moved, cancelled or already fired

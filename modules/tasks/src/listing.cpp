@@ -406,13 +406,13 @@ db::query page_query(const filter& f, const std::string& user, const std::option
     for (auto v : f.priorities) {
       p.push_back(std::to_string(static_cast<int>(v)));
     }
-    b.where("priority = ANY(" + b.bind(store::array_literal(p), "smallint[]") + ")");
+    b.where("priority = ANY(" + b.bind(db::array_literal(p), "smallint[]") + ")");
   }
   if (!f.all_tags.empty()) {
-    b.where("tags @> " + b.bind(store::array_literal(f.all_tags), "text[]"));
+    b.where("tags @> " + b.bind(db::array_literal(f.all_tags), "text[]"));
   }
   if (!f.any_tags.empty()) {
-    b.where("tags && " + b.bind(store::array_literal(f.any_tags), "text[]"));
+    b.where("tags && " + b.bind(db::array_literal(f.any_tags), "text[]"));
   }
   // Due filters on the indexed expression; a task without due_at is in no
   // due range (its key is infinity).

@@ -112,18 +112,6 @@ std::optional<time::ms> optional_stamp(const db::rows& r, int row, int col) {
 
 const std::string_view task_columns = TASK_COLUMNS;
 
-std::string array_literal(const std::vector<std::string>& items) {
-  // Tags hold only [a-z0-9-_:/], so quoting each element is enough.
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    out += i == 0 ? "\"" : ",\"";
-    out += items[i];
-    out += "\"";
-  }
-  out += "}";
-  return out;
-}
-
 task read_task(const db::rows& r, int row) {
   task t;
   t.id = std::string(r.text(row, 0));
@@ -199,7 +187,7 @@ asio::awaitable<result<std::vector<tag_count>>> tag_counts(db::pool& db, std::st
 db::query insert(const task& t) {
   auto p = event_params("created", nullptr, t);
   for (auto& v : std::vector<db::param>{t.id, t.title, t.description, t.completed ? "t" : "f", stamp(t.completed_at),
-                                        std::to_string(static_cast<int>(t.prio)), array_literal(t.tags),
+                                        std::to_string(static_cast<int>(t.prio)), db::array_literal(t.tags),
                                         stamp(t.due_at), t.timezone, t.series_id, std::to_string(t.version),
                                         time::format(t.created_at), time::format(t.updated_at), t.rrule,
                                         stamp(t.series_start), reminders_json(t.reminders)}) {
@@ -219,7 +207,7 @@ db::query replace(const task& before, const task& after, std::string_view kind) 
   auto p = event_params(kind, &before, after);
   for (auto& v : std::vector<db::param>{after.id, after.title, after.description, after.completed ? "t" : "f",
                                         stamp(after.completed_at), std::to_string(static_cast<int>(after.prio)),
-                                        array_literal(after.tags), stamp(after.due_at), after.timezone,
+                                        db::array_literal(after.tags), stamp(after.due_at), after.timezone,
                                         std::to_string(after.version), time::format(after.updated_at),
                                         std::to_string(before.version), after.rrule, after.series_id,
                                         stamp(after.series_start), reminders_json(after.reminders),

@@ -37,8 +37,6 @@ asio::awaitable<result<std::vector<tag_count>>> tag_counts(db::pool& db, std::st
 extern const std::string_view task_columns;
 inline constexpr std::size_t task_column_count = 18;
 task read_task(const db::rows& r, int row);
-// A text[] literal of values that need no escaping (tags, numbers).
-std::string array_literal(const std::vector<std::string>& items);
 
 // Query builders, so a write and its idempotency record share a
 // transaction. Each appends the change's event in the same statement and
