@@ -184,7 +184,7 @@ asio::awaitable<boost::system::result<void>> save_checkpoint(db::pool& db, std::
 }
 
 // Waiters park on their own timers; notify() cancels them on their own
-// executors. `mu` guards the set.
+// executors. `mu` guards the set and the generation.
 struct event_bus::impl {
   impl(asio::io_context& i, std::shared_ptr<db::pool> d, metrics::registry& m, bus_options o)
       : io(i), db(std::move(d)), metrics(m), opt(o) {}
@@ -198,7 +198,8 @@ struct event_bus::impl {
     checkpoint_store where;
   };
   std::vector<subscriber> subscribers;
-  std::mutex mu;
+  mutable std::mutex mu;
+  std::uint64_t generation = 0;
   std::set<std::shared_ptr<asio::steady_timer>> waiting;
 };
 
@@ -218,19 +219,27 @@ void event_bus::subscribe(std::string name, handler h, checkpoint_store where) {
   impl_->subscribers.push_back({std::move(name), std::move(h), std::move(where)});
 }
 
-
 void event_bus::notify() {
   std::lock_guard lock(impl_->mu);
+  ++impl_->generation;
   for (const auto& t : impl_->waiting) {
     asio::post(t->get_executor(), [t] { t->cancel(); });
   }
 }
 
-asio::awaitable<void> event_bus::wait(std::chrono::milliseconds poll) {
+std::uint64_t event_bus::generation() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->generation;
+}
+
+asio::awaitable<void> event_bus::wait(std::uint64_t seen, std::chrono::milliseconds poll) {
   auto interval = poll.count() > 0 ? poll : impl_->opt.poll_interval;
   auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor, interval);
   {
     std::lock_guard lock(impl_->mu);
+    if (impl_->generation != seen) {
+      co_return;
+    }
     impl_->waiting.insert(timer);
   }
   co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
@@ -238,7 +247,17 @@ asio::awaitable<void> event_bus::wait(std::chrono::milliseconds poll) {
   impl_->waiting.erase(timer);
 }
 
+asio::awaitable<void> event_bus::wait_for_log(std::uint64_t seen, const log_reader& r, std::chrono::milliseconds idle) {
+  auto poll = r.waiting_on_gap() ? impl_->opt.poll_interval : (idle.count() > 0 ? idle : impl_->opt.idle_poll);
+  co_await wait(seen, poll);
+}
+
 namespace {
+
+asio::awaitable<void> pause(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+}
 
 asio::awaitable<void> run_subscriber(event_bus* bus, std::shared_ptr<event_bus::impl> st, std::string name,
                                      event_bus::handler h, event_bus::checkpoint_store where) {
@@ -255,13 +274,18 @@ asio::awaitable<void> run_subscriber(event_bus* bus, std::shared_ptr<event_bus::
       checkpoint = *loaded;
       break;
     }
-    co_await bus->wait(where.poll);
+    co_await pause(st->opt.poll_interval);
   }
   log_reader reader(st->db, checkpoint);
   for (;;) {
+    auto seen = bus->generation();
     auto batch = co_await reader.next(st->opt.batch);
-    if (!batch || batch->empty()) {
-      co_await bus->wait(where.poll);
+    if (!batch) {
+      co_await pause(st->opt.poll_interval);
+      continue;
+    }
+    if (batch->empty()) {
+      co_await bus->wait_for_log(seen, reader);
       continue;
     }
     auto count = batch->size();
@@ -271,7 +295,7 @@ asio::awaitable<void> run_subscriber(event_bus* bus, std::shared_ptr<event_bus::
       log::warn("bus", "subscriber failed; will retry", {{"subscriber", std::string_view(name)},
                                                           {"error", handled.error().message()}});
       reader.rewind(checkpoint);
-      co_await bus->wait(where.poll);
+      co_await pause(st->opt.poll_interval);
       continue;
     }
     delivered.inc(count);
@@ -280,6 +304,24 @@ asio::awaitable<void> run_subscriber(event_bus* bus, std::shared_ptr<event_bus::
     if (saved) {
       checkpoint = reader.position();
     }
+  }
+}
+
+// Commits by other replicas: nobody here calls notify() for them, so one
+// query per interval looks at the end of the log for everyone.
+asio::awaitable<void> watch(event_bus* bus, std::shared_ptr<event_bus::impl> st) {
+  std::int64_t last = -1;
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    auto end = co_await log_end(*st->db);
+    if (end && *end != last) {
+      if (last >= 0) {
+        bus->notify();
+      }
+      last = *end;
+    }
+    timer.expires_after(st->opt.poll_interval);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
   }
 }
 
@@ -294,6 +336,11 @@ void event_bus::start() {
                      }
                    });
   }
+  asio::co_spawn(asio::make_strand(impl_->io), watch(this, impl_), [](std::exception_ptr e) {
+    if (e) {
+      log::error("bus", "log watcher stopped", {});
+    }
+  });
 }
 
 }  // namespace todo

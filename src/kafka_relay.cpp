@@ -217,6 +217,7 @@ asio::awaitable<void> relay_loop(std::shared_ptr<kafka_relay::impl> st) {
         st->reader.rewind(st->acked);
       }
       // Read and send while there is room.
+      auto seen = st->bus.generation();
       while (st->records_in_flight() < st->opt.max_in_flight && !st->rewind) {
         auto batch = co_await st->reader.next(st->opt.batch);
         if (!batch || batch->empty()) {
@@ -280,7 +281,14 @@ asio::awaitable<void> relay_loop(std::shared_ptr<kafka_relay::impl> st) {
         lost = !alive;
         last_alive = now;
       }
-      co_await st->bus.wait();
+      // Acknowledgements arrive without a notify(): while records are out,
+      // look again at the poll interval. Idle, once a second keeps the lag
+      // gauge and the lock check current.
+      if (!st->in_flight.empty() || st->acked > st->saved) {
+        co_await st->bus.wait(seen);
+      } else {
+        co_await st->bus.wait_for_log(seen, st->reader, std::chrono::seconds(1));
+      }
     }
     st->leader = false;
     log::warn("kafka", "relay lock lost; competing again", {});

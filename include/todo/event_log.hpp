@@ -53,6 +53,9 @@ class log_reader {
   // `limit`; empty when there is nothing (yet) to read.
   boost::asio::awaitable<boost::system::result<std::vector<event>>> next(int limit);
   std::int64_t position() const { return position_; }
+  // True while a missing position may still commit: its commit does not
+  // move the end of the log, so only reading again will find it.
+  bool waiting_on_gap() const { return gaps_.open_gaps() > 0; }
   void rewind(std::int64_t position);
 
  private:
@@ -77,14 +80,21 @@ boost::asio::awaitable<boost::system::result<std::int64_t>> load_checkpoint(db::
 boost::asio::awaitable<boost::system::result<void>> save_checkpoint(db::pool& db, std::string name, std::int64_t pos);
 
 struct bus_options {
-  std::chrono::milliseconds poll_interval{100};  // for commits made by other replicas
+  // How often the end of the log is read for commits made by other
+  // replicas, and how often a reader waiting on a gap reads again.
+  std::chrono::milliseconds poll_interval{100};
+  // A reader with nothing to do reads again after this even if nothing woke it.
+  std::chrono::milliseconds idle_poll{5000};
   int batch = 500;
 };
 
-// The in-process bus. Writers call notify() after they commit; each
-// subscriber runs on its own strand, receives batches of events in log
-// order (per user: in sequence order), and must be idempotent: after a
-// crash, events after its last checkpoint are delivered again.
+// The in-process bus. Writers call notify() after they commit; one watcher
+// reads the end of the log every poll interval and calls notify() when
+// another replica's commit moved it, so idle readers cost one query per
+// interval in all. Each subscriber runs on its own strand, receives batches
+// of events in log order (per user: in sequence order), and must be
+// idempotent: after a crash, events after its last checkpoint are delivered
+// again.
 class event_bus {
  public:
   using handler = std::function<boost::asio::awaitable<boost::system::result<void>>(std::vector<event>)>;
@@ -94,12 +104,9 @@ class event_bus {
 
   // Where a subscriber keeps its checkpoint; by default the
   // consumer_checkpoints table. load answers 0 when there is none yet.
-  // `poll`, when set, replaces the bus's poll interval for this subscriber:
-  // one that other replicas also serve can look for their commits less often.
   struct checkpoint_store {
     std::function<boost::asio::awaitable<boost::system::result<std::int64_t>>(std::string)> load;
     std::function<boost::asio::awaitable<boost::system::result<void>>(std::string, std::int64_t)> save;
-    std::chrono::milliseconds poll{0};
   };
 
   // Before start(). A subscriber that has no checkpoint yet starts from the
@@ -109,9 +116,16 @@ class event_bus {
   void start();
   // Wakes every subscriber now (and the Kafka relay, which waits here too).
   void notify();
-  // Resolves after notify() or the poll interval (or `poll`, when given),
-  // whichever comes first.
-  boost::asio::awaitable<void> wait(std::chrono::milliseconds poll = std::chrono::milliseconds(0));
+  // Changes with every notify(). Read it before looking at the log and pass
+  // it to wait(), so a notify() in between is not lost.
+  std::uint64_t generation() const;
+  // Resolves at once if notify() was called since `seen`, otherwise after
+  // notify() or `poll` (the poll interval when zero), whichever comes first.
+  boost::asio::awaitable<void> wait(std::uint64_t seen, std::chrono::milliseconds poll = std::chrono::milliseconds(0));
+  // The wait of a reader that found nothing new: the poll interval while it
+  // waits on a gap, `idle` (the idle poll when zero) otherwise.
+  boost::asio::awaitable<void> wait_for_log(std::uint64_t seen, const log_reader& r,
+                                            std::chrono::milliseconds idle = std::chrono::milliseconds(0));
 
   struct impl;
 

@@ -468,9 +468,6 @@ void install(todo::app& a) {
         co_return co_await std::move(call);
       },
   };
-  // Every replica follows; one that commits a task change wakes its own
-  // follower at once, so the others need to look only now and then.
-  where.poll = std::chrono::seconds(1);
   event_bus::handler h = [m](std::vector<event> batch) { return follow(m, std::move(batch)); };
   a.bus.subscribe("reminders", std::move(h), std::move(where));
 

@@ -322,19 +322,25 @@ asio::awaitable<void> hub::catch_up(std::shared_ptr<hub> self, std::uint64_t id)
 asio::awaitable<void> hub::follow(std::shared_ptr<hub> self, event_bus* bus) {
   std::int64_t start_pos = 0;
   for (;;) {
+    auto seen = bus->generation();
     auto end = co_await log_end(*self->db_);
     if (end) {
       start_pos = *end;
       break;
     }
-    co_await bus->wait();
+    co_await bus->wait(seen);
   }
   log_reader reader(self->db_, start_pos);
   self->following_ = true;
   for (;;) {
+    auto seen = bus->generation();
     auto batch = co_await reader.next(page);
-    if (!batch || batch->empty()) {
-      co_await bus->wait();
+    if (!batch) {
+      co_await bus->wait(seen);
+      continue;
+    }
+    if (batch->empty()) {
+      co_await bus->wait_for_log(seen, reader);
       continue;
     }
     self->deliver_now(*batch);

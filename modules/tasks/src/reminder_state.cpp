@@ -61,11 +61,7 @@ void follow_reminder_states(event_bus& bus, std::shared_ptr<db::pool> db) {
     }
     co_return boost::system::result<void>{};
   };
-  // This replica's own reminder events wake it at once; other replicas'
-  // are looked for once a second (the state is shown, not acted on).
-  event_bus::checkpoint_store where;
-  where.poll = std::chrono::seconds(1);
-  bus.subscribe("tasks-reminder-state", std::move(h), std::move(where));
+  bus.subscribe("tasks-reminder-state", std::move(h));
 }
 
 }  // namespace todo::tasks
