@@ -21,6 +21,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
+#include <optional>
 
 namespace todo::reminders {
 namespace {
@@ -147,44 +148,87 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
     }
   }
 
+  struct claimed_job {
+    std::string name;
+    std::string data;
+    std::int64_t due;
+  };
+
+  // Claims due jobs and hands each claim to a batch of its own, without
+  // waiting for earlier batches to commit: the leases keep a job on one
+  // runner, and a job falling due while a batch commits starts at once. At
+  // most claim_batch jobs are out at a time.
   static asio::awaitable<void> run(std::shared_ptr<embedded> self) {
     for (;;) {
-      auto ran = co_await self->run_due();
-      if (ran > 0) {
-        continue;  // more may be due
+      auto until = time::to_unix_ms(time::now()) + std::chrono::milliseconds(poll_interval).count();
+      auto room = claim_batch - self->in_flight_;
+      if (room > 0) {
+        auto claim = self->claim(room);
+        auto c = co_await std::move(claim);
+        if (c && !c->jobs.empty()) {
+          auto n = static_cast<int>(c->jobs.size());
+          self->in_flight_ += n;
+          auto batch = run_batch(self, std::make_shared<std::vector<claimed_job>>(std::move(c->jobs)));
+          asio::co_spawn(self->strand_, std::move(batch), asio::detached);
+          if (n == room) {
+            continue;  // more may be due
+          }
+        }
+        if (c && c->next_due) {
+          until = std::min(until, *c->next_due);
+        }
       }
-      co_await self->sleep();
+      co_await self->sleep_until(until);
     }
   }
 
-  // Claims and runs due jobs; how many ran (0: none due, or the database is away).
-  asio::awaitable<std::size_t> run_due() {
+  struct claim_result {
+    std::vector<claimed_job> jobs;
+    std::optional<std::int64_t> next_due;  // of the jobs left, in unix ms
+  };
+
+  // One round trip: the claim, and when the next unclaimed job falls due.
+  asio::awaitable<std::optional<claim_result>> claim(int limit) {
     std::vector<db::query> qs;
     qs.push_back({&no_flush, {}});
-    qs.push_back({&claim_due, {std::to_string(claim_batch)}});
+    qs.push_back({&claim_due, {std::to_string(limit)}});
+    qs.push_back({&next_due, {}});
     auto result = co_await db_->execute(std::move(qs));
     healthy_.store(result.has_value());
-    if (!result || result->size() != 2 || (*result)[1].size() == 0) {
-      co_return 0;
+    if (!result || result->size() != 3) {
+      co_return std::nullopt;
     }
-    const auto* claimed = &(*result)[1];
-    struct claimed_job {
-      std::string name;
-      std::string data;
-      std::int64_t due;
-    };
-    auto jobs = std::make_shared<std::vector<claimed_job>>();
-    for (int i = 0; i < claimed->size(); ++i) {
-      jobs->push_back({std::string(claimed->text(i, 0)), std::string(claimed->text(i, 1)), claimed->integer(i, 2)});
+    claim_result out;
+    const auto& claimed = (*result)[1];
+    for (int i = 0; i < claimed.size(); ++i) {
+      out.jobs.push_back({std::string(claimed.text(i, 0)), std::string(claimed.text(i, 1)), claimed.integer(i, 2)});
+    }
+    const auto& next = (*result)[2];
+    if (next.size() == 1 && !next.is_null(0, 0)) {
+      out.next_due = next.integer(0, 0);
     }
     auto now = time::to_unix_ms(time::now());
-    for (const auto& j : *jobs) {
+    for (const auto& j : out.jobs) {
       lateness_.observe(static_cast<double>(std::max<std::int64_t>(0, now - j.due)) / 1000.0);
     }
-    // In chunks, `parallel` chunks at a time, in due order.
+    co_return out;
+  }
+
+  // Runs one claim's jobs, in chunks, `parallel` chunks at a time, in due
+  // order; then settles them: done ones deleted, failed ones released.
+  static asio::awaitable<void> run_batch(std::shared_ptr<embedded> self, std::shared_ptr<std::vector<claimed_job>> jobs) {
+    // Whatever happens below, the runner gets its room back.
+    struct give_back {
+      embedded* e;
+      int n;
+      ~give_back() {
+        e->in_flight_ -= n;
+        e->woken_.store(true);
+        e->timer_.cancel();
+      }
+    } guard{self.get(), static_cast<int>(jobs->size())};
     auto done = std::make_shared<std::vector<char>>(jobs->size(), 0);
-    std::function<asio::awaitable<void>(std::size_t)> run_chunk =
-        [self = shared_from_this(), jobs, done](std::size_t c) -> asio::awaitable<void> {
+    std::function<asio::awaitable<void>(std::size_t)> run_chunk = [self, jobs, done](std::size_t c) -> asio::awaitable<void> {
       auto first = c * chunk;
       auto last = std::min(jobs->size(), first + chunk);
       std::vector<due_job> batch;
@@ -211,9 +255,9 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
         retry.push_back((*jobs)[i].name);
       }
     }
-    fired_.inc(finished.size());
-    failed_.inc(retry.size());
-    qs.clear();
+    self->fired_.inc(finished.size());
+    self->failed_.inc(retry.size());
+    std::vector<db::query> qs;
     qs.push_back({&no_flush, {}});
     if (!finished.empty()) {
       qs.push_back({&finish_jobs, {db::array_literal(finished), db::array_literal(dues)}});
@@ -222,29 +266,23 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
       qs.push_back({&release_jobs, {db::array_literal(retry)}});
     }
     // A lost answer here only means a job runs again: handlers are idempotent.
-    auto settled = co_await db_->execute(std::move(qs));
+    auto settled = co_await self->db_->execute(std::move(qs));
     if (!settled) {
       log::warn("scheduler", "could not settle jobs; they run again", {{"error", settled.error().message()}});
     }
-    co_return jobs->size();
   }
 
-  asio::awaitable<void> sleep() {
-    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(poll_interval);
-    sleeping_until_.store(time::to_unix_ms(time::now()) + wait.count());
-    db::query q{&next_due, {}};
-    auto r = co_await db_->execute_one(std::move(q));
-    std::int64_t until = time::to_unix_ms(time::now()) + wait.count();
-    if (r && r->size() == 1 && !r->is_null(0, 0)) {
-      until = std::min(until, r->integer(0, 0));
-    }
+  // Until `until` (unix ms), a job scheduled here for sooner, or a batch
+  // that finished and gave room back.
+  asio::awaitable<void> sleep_until(std::int64_t until) {
     sleeping_until_.store(until);
     auto delay = std::chrono::milliseconds(until - time::to_unix_ms(time::now()));
-    // A job scheduled since the query may be due sooner than `until`.
+    // woken_: a wake since the claim, whose cancel found no wait to cancel.
     if (delay > std::chrono::milliseconds(0) && !woken_.exchange(false)) {
       timer_.expires_after(delay);
       co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
     }
+    woken_.store(false);
     sleeping_until_.store(std::numeric_limits<std::int64_t>::max());
   }
 
@@ -255,6 +293,7 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
   std::atomic<std::int64_t> sleeping_until_{std::numeric_limits<std::int64_t>::max()};
   std::atomic<bool> healthy_{false};
   std::atomic<bool> woken_{false};
+  int in_flight_ = 0;  // claimed jobs not yet settled; on the strand
   metrics::counter& fired_;
   metrics::counter& failed_;
   metrics::histogram& lateness_;
