@@ -62,10 +62,13 @@ const db::statement release_jobs{
 // Claims and their release need not wait for the disk: a claim lost in a
 // crash only means the job runs again after its lease, as it would anyway.
 const db::statement no_flush{"sched_no_flush", "SELECT set_config('synchronous_commit', 'off', true)"};
+// Both halves are index lookups (the claimed rows are few), never a scan.
 const db::statement next_due{
     "sched_next",
-    "SELECT floor(extract(epoch FROM min(GREATEST(due_at, COALESCE(claimed_until, due_at)))) * 1000)::int8"
-    " FROM scheduler_jobs"};
+    "SELECT floor(extract(epoch FROM LEAST("
+    " (SELECT due_at FROM scheduler_jobs WHERE claimed_until IS NULL ORDER BY due_at LIMIT 1),"
+    " (SELECT min(GREATEST(due_at, claimed_until)) FROM scheduler_jobs WHERE claimed_until IS NOT NULL)"
+    ")) * 1000)::int8"};
 
 
 class embedded final : public scheduler, public std::enable_shared_from_this<embedded> {
