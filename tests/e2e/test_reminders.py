@@ -466,6 +466,23 @@ class DaprSidecar(unittest.TestCase):
         got = self.server.get(f"/api/v1/tasks/{t['id']}", user=u).json()
         self.assertEqual(got["reminders"][0]["state"], "scheduled")
 
+    def test_a_slightly_early_trigger_waits_for_fire_at(self):
+        # A sidecar whose clock runs fast triggers a little ahead: the
+        # reminder still fires at fire_at, not when the trigger came.
+        u = new_user()
+        at = stamp(3)
+        t = self.server.post("/api/v1/tasks", {"title": "t", "reminders": [{"at": at}]}, user=u).json()
+        name = f"r-{t['reminders'][0]['id']}"
+        job = eventually(lambda: self.sidecar.jobs().get(name), 5, what="job")
+        ahead = (parse(at) - datetime.datetime.now(datetime.timezone.utc)).total_seconds() - 0.6
+        self.assertGreater(ahead, 0)
+        time.sleep(ahead)
+        early = self.server.post(f"/job/{name}", job["data"], headers={"dapr-api-token": "app-token-1"})
+        self.assertEqual(early.status, 200, early)
+        due = eventually(lambda: events(self.server, u, "com.todo.reminder.due"), 5, what="due")
+        self.assertEqual(len(due), 1)
+        self.assertGreaterEqual(parse(due[0]["time"]), parse(at))
+
     def test_job_route_needs_the_app_token(self):
         r = self.server.post("/job/r-x", {"kind": "fire"})
         self.assertEqual(r.status, 401, r)

@@ -65,7 +65,7 @@ class dapr_jobs final : public scheduler, public std::enable_shared_from_this<da
       co_return false;
     }
     std::vector<due_job> one;
-    one.push_back({std::move(name), std::move(data)});
+    one.push_back({std::move(name), std::move(data), time::now()});
     auto call = fire_(std::move(one));
     auto done = co_await std::move(call);
     co_return !done.empty() && done[0];

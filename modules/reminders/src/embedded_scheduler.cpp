@@ -20,6 +20,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <optional>
 
@@ -44,11 +45,15 @@ const db::statement upsert_jobs{
     " ON CONFLICT (name) DO UPDATE SET due_at = excluded.due_at, data = excluded.data, claimed_until = NULL"};
 const db::statement delete_jobs{"sched_delete_many", "DELETE FROM scheduler_jobs WHERE name = ANY($1::text[])"};
 // The lease outlives any handler (their calls have deadlines well under it).
+// `= ANY(ARRAY(...))`, not `IN (...)`: with a large limit the planner joins
+// an IN list by hashing the whole table (20 ms at 100,000 jobs); an array
+// is looked up in the primary key.
 const db::statement claim_due{
     "sched_claim",
-    "UPDATE scheduler_jobs SET claimed_until = now() + interval '2 minutes' WHERE name IN ("
-    " SELECT name FROM scheduler_jobs WHERE due_at <= now() AND (claimed_until IS NULL OR claimed_until < now())"
-    " ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
+    "UPDATE scheduler_jobs SET claimed_until = now() + interval '2 minutes' WHERE name = ANY(ARRAY("
+    " SELECT name FROM scheduler_jobs WHERE due_at <= now() + $2::interval"
+    " AND (claimed_until IS NULL OR claimed_until < now())"
+    " ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED))"
     " RETURNING name, data, floor(extract(epoch FROM due_at) * 1000)::int8"};
 // Done: gone, unless it was scheduled again meanwhile (a new due time).
 const db::statement finish_jobs{
@@ -178,7 +183,7 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
           }
         }
         if (c && c->next_due) {
-          until = std::min(until, *c->next_due);
+          until = std::min(until, *c->next_due - handover_ahead.count());
         }
       }
       co_await self->sleep_until(until);
@@ -194,7 +199,7 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
   asio::awaitable<std::optional<claim_result>> claim(int limit) {
     std::vector<db::query> qs;
     qs.push_back({&no_flush, {}});
-    qs.push_back({&claim_due, {std::to_string(limit)}});
+    qs.push_back({&claim_due, {std::to_string(limit), std::to_string(handover_ahead.count()) + " milliseconds"}});
     qs.push_back({&next_due, {}});
     auto result = co_await db_->execute(std::move(qs));
     healthy_.store(result.has_value());
@@ -206,6 +211,9 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
     for (int i = 0; i < claimed.size(); ++i) {
       out.jobs.push_back({std::string(claimed.text(i, 0)), std::string(claimed.text(i, 1)), claimed.integer(i, 2)});
     }
+    // RETURNING follows the primary key; jobs run in due order.
+    std::stable_sort(out.jobs.begin(), out.jobs.end(),
+                     [](const claimed_job& a, const claimed_job& b) { return a.due < b.due; });
     const auto& next = (*result)[2];
     if (next.size() == 1 && !next.is_null(0, 0)) {
       out.next_due = next.integer(0, 0);
@@ -215,6 +223,24 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
       lateness_.observe(static_cast<double>(std::max<std::int64_t>(0, now - j.due)) / 1000.0);
     }
     co_return out;
+  }
+
+  // Where the chunks of jobs sorted by due time begin (and, last, the end):
+  // at most `chunk` jobs each, and jobs not yet due only with others due
+  // within a millisecond, since a handler waits for the latest of its chunk.
+  static std::vector<std::size_t> chunk_bounds(const std::vector<claimed_job>& jobs, std::int64_t now) {
+    std::vector<std::size_t> b{0};
+    auto start = now;
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      if (i == b.back()) {
+        start = std::max(now, jobs[i].due);
+      } else if (i - b.back() == chunk || jobs[i].due > start + 1) {
+        b.push_back(i);
+        start = std::max(now, jobs[i].due);
+      }
+    }
+    b.push_back(jobs.size());
+    return b;
   }
 
   // Runs one claim's jobs, in chunks, `parallel` chunks at a time, in due
@@ -231,12 +257,13 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
       }
     } guard{self.get(), static_cast<int>(jobs->size())};
     auto done = std::make_shared<std::vector<char>>(jobs->size(), 0);
-    std::function<asio::awaitable<void>(std::size_t)> run_chunk = [self, jobs, done](std::size_t c) -> asio::awaitable<void> {
-      auto first = c * chunk;
-      auto last = std::min(jobs->size(), first + chunk);
+    auto bounds = std::make_shared<std::vector<std::size_t>>(chunk_bounds(*jobs, time::to_unix_ms(time::now())));
+    std::function<asio::awaitable<void>(std::size_t)> run_chunk = [self, jobs, done, bounds](std::size_t c) -> asio::awaitable<void> {
+      auto first = (*bounds)[c];
+      auto last = (*bounds)[c + 1];
       std::vector<due_job> batch;
       for (auto i = first; i < last; ++i) {
-        batch.push_back({(*jobs)[i].name, (*jobs)[i].data});
+        batch.push_back({(*jobs)[i].name, (*jobs)[i].data, time::from_unix_ms((*jobs)[i].due)});
       }
       auto call = self->fire_(std::move(batch));
       try {
@@ -248,7 +275,7 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
         log::error("scheduler", "job handler threw", {{"error", std::string_view(e.what())}});
       }
     };
-    co_await for_each_parallel((jobs->size() + chunk - 1) / chunk, parallel, std::move(run_chunk));
+    co_await for_each_parallel(bounds->size() - 1, parallel, std::move(run_chunk));
     std::vector<std::string> finished, retry, dues;
     for (std::size_t i = 0; i < jobs->size(); ++i) {
       if ((*done)[i]) {

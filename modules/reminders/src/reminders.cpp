@@ -25,6 +25,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <simdjson.h>
@@ -241,6 +242,13 @@ asio::awaitable<result<void>> follow(module_ptr m, std::vector<event> batch) {
   co_return result<void>{};
 }
 
+asio::awaitable<void> sleep_until(time::ms t) {
+  if (auto ahead = t - time::now(); ahead > time::ms::duration::zero()) {
+    asio::steady_timer wait(co_await asio::this_coro::executor, ahead);
+    co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
 // Fires reminders, each once per fire_at: the due event on the user's
 // stream (and so on Kafka and every WebSocket), then its channels. One
 // query finds them, one pipeline fires them all. false for every one when
@@ -277,6 +285,15 @@ asio::awaitable<bool> fire_many(module_ptr m, std::vector<reminder_ref> rs) {
     }
     firings.push_back(std::move(f));
   }
+  // Never early: a trigger ahead of fire_at (the embedded scheduler hands
+  // jobs over a few milliseconds ahead, a sidecar's clock may run fast)
+  // waits it out here, after the lookup, so the lookup's round trip is not
+  // part of the lateness. The lookup refused anything more than 1 s ahead.
+  auto latest = time::ms{};
+  for (const auto& f : firings) {
+    latest = std::max(latest, f.r.fire_at);
+  }
+  co_await sleep_until(latest);
   // Each event locks its user's sequence row: every transaction that takes
   // several takes them in the same order, so concurrent batches wait for
   // each other instead of deadlocking.
@@ -331,6 +348,12 @@ asio::awaitable<std::vector<bool>> run_jobs(module_ptr m, std::vector<due_job> j
   for (auto i : fire_index) {
     (*ok)[i] = fired;
   }
+  // A retry is not tried before its backoff is over, though handed over early.
+  auto latest = time::ms{};
+  for (const auto& [i, d] : *deliveries) {
+    latest = std::max(latest, jobs[i].due);
+  }
+  co_await sleep_until(latest);
   std::function<asio::awaitable<void>(std::size_t)> one = [m, ok, deliveries](std::size_t k) -> asio::awaitable<void> {
     auto& [i, d] = (*deliveries)[k];
     auto call = deliver(m, d);

@@ -43,11 +43,15 @@ struct job {
 struct due_job {
   std::string name;
   std::string data;
+  time::ms due{};  // when it falls due (a Dapr trigger: when it came)
 };
 // Runs due jobs, several at once where the scheduler has several due. For
 // each: true, done (delivered or nothing to do); false, failed, and the
-// scheduler tries it again later.
+// scheduler tries it again later. A job may arrive up to handover_ahead
+// before its due time (so the handler's own lookups overlap the wait); a
+// handler for which that matters waits the rest out.
 using fire_fn = std::function<asio::awaitable<std::vector<bool>>(std::vector<due_job>)>;
+constexpr std::chrono::milliseconds handover_ahead{20};
 
 class scheduler {
  protected:
