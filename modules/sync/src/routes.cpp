@@ -31,10 +31,13 @@ void install(todo::app& a) {
   auto h = std::make_shared<hub>(a.io, a.db, a.jwt, a.cfg.websocket, a.metrics);
   a.routes.add(http::method::get, "/api/v1/ws", not_an_upgrade);
   std::weak_ptr<hub> weak = h;
-  boost::asio::co_spawn(boost::asio::make_strand(a.io), hub::follow(h, &a.bus), [](std::exception_ptr e) {
-    if (e) {
-      log::error("sync", "log follower stopped", {});
-    }
+  // The log exists once migrations ran.
+  a.on_schema_ready.push_back([h, io = &a.io, bus = &a.bus] {
+    boost::asio::co_spawn(boost::asio::make_strand(*io), hub::follow(h, bus), [](std::exception_ptr e) {
+      if (e) {
+        log::error("sync", "log follower stopped", {});
+      }
+    });
   });
   a.metrics.add_gauge("todo_ws_connections", "Open WebSocket connections", {}, [weak] {
     auto self = weak.lock();
