@@ -147,6 +147,32 @@ asio::awaitable<void> linger(beast::tcp_stream& stream) {
   }
 }
 
+void session_ended(std::exception_ptr e) {
+  if (e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      log::error("http", "session failed", {{"error", x.what()}});
+    }
+  }
+}
+
+asio::awaitable<void> websocket_session(beast::tcp_stream stream, bhttp::request<bhttp::string_body> req,
+                                        std::shared_ptr<http_server::state> st, std::uint64_t id,
+                                        ws::admission admitted) {
+  std::function<void(std::weak_ptr<ws::peer>)> opened = [st, id](std::weak_ptr<ws::peer> p) {
+    std::lock_guard lock(st->mu);
+    if (auto it = st->sessions.find(id); it != st->sessions.end()) {
+      it->second.websocket = std::move(p);
+    }
+  };
+  auto run = ws::run_websocket(std::move(stream), std::move(req), *st->ws_handler, std::move(admitted), *st->ws_limits,
+                               *st->ws_metrics, std::move(opened));
+  co_await std::move(run);
+  std::lock_guard lock(st->mu);
+  st->sessions.erase(id);
+}
+
 asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<http_server::state> st) {
   beast::tcp_stream stream(std::move(socket));
   boost::system::error_code ep_ec;
@@ -226,18 +252,18 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<http_server::s
         co_await refuse(stream, std::move(*refused), version);
         break;
       }
-      auto on_open = [st, id](std::weak_ptr<ws::peer> p) {
+      // The socket outlives this coroutine: its frame (parser, buffers) is
+      // not kept for the life of every WebSocket. The entry stays, busy, with
+      // no stream the drain could touch.
+      {
         std::lock_guard lock(st->mu);
         if (auto it = st->sessions.find(id); it != st->sessions.end()) {
-          it->second.websocket = std::move(p);
+          it->second.stream = nullptr;
         }
-      };
-      std::function<void(std::weak_ptr<ws::peer>)> opened = on_open;
-      auto admitted = std::get<ws::admission>(std::move(verdict));
-      co_await ws::run_websocket(std::move(stream), std::move(req), *st->ws_handler, std::move(admitted),
-                                 *st->ws_limits, *st->ws_metrics, std::move(opened));
-      std::lock_guard lock(st->mu);
-      st->sessions.erase(id);
+      }
+      auto ex = stream.get_executor();
+      auto upgraded = websocket_session(std::move(stream), std::move(req), st, id, std::get<ws::admission>(std::move(verdict)));
+      asio::co_spawn(ex, std::move(upgraded), session_ended);
       co_return;
     }
     bool keep_alive = req.keep_alive();
@@ -275,15 +301,7 @@ asio::awaitable<void> accept_loop(std::shared_ptr<http_server::state> st) {
     }
     socket.set_option(tcp::no_delay(true), ec);
     auto ex = socket.get_executor();
-    asio::co_spawn(ex, session(std::move(socket), st), [](std::exception_ptr e) {
-      if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-          log::error("http", "session failed", {{"error", x.what()}});
-        }
-      }
-    });
+    asio::co_spawn(ex, session(std::move(socket), st), session_ended);
   }
 }
 
@@ -369,7 +387,8 @@ void http_server::drain(std::function<void()> done) {
       // stream is alive, because the session erases it on that same strand.
       asio::post(s.strand, [st, id = id] {
         std::lock_guard inner(st->mu);
-        if (auto it = st->sessions.find(id); it != st->sessions.end() && !it->second.busy) {
+        if (auto it = st->sessions.find(id);
+            it != st->sessions.end() && !it->second.busy && it->second.stream != nullptr) {
           it->second.stream->cancel();
         }
       });

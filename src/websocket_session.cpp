@@ -12,6 +12,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 
@@ -39,7 +40,8 @@ class beast_peer final : public peer, public std::enable_shared_from_this<beast_
         slow_closes_(m.get_counter("todo_ws_slow_consumer_closes_total",
                                    "WebSocket connections closed because their send queue overflowed")) {}
 
-  bool send(std::string text) override {
+  using peer::send;
+  bool send(std::shared_ptr<const std::string> text) override {
     if (closing_.load()) {
       return false;
     }
@@ -67,6 +69,9 @@ class beast_peer final : public peer, public std::enable_shared_from_this<beast_
       self->queued_ -= self->queue_.size();
       self->queue_.clear();
       self->close_requested_at_ = std::chrono::steady_clock::now();
+      if (self->watch_timer_ != nullptr) {
+        self->watch_timer_->cancel();  // to watch for a stuck close
+      }
       self->kick();
     });
   }
@@ -78,31 +83,41 @@ class beast_peer final : public peer, public std::enable_shared_from_this<beast_
   const limits& lim() const { return limits_; }
   void pong() { last_pong_ = std::chrono::steady_clock::now(); }
 
-  // The timer: pings, the pong deadline, token expiry, a stuck close.
+  // The timer: pings, the pong deadline, token expiry, a stuck close. It
+  // sleeps until the nearest of them, so an idle socket wakes once per ping.
   asio::awaitable<void> watch(std::int64_t expires_at) {
+    using clock = std::chrono::steady_clock;
     auto self = shared_from_this();
     asio::steady_timer t(ws_.get_executor());
-    last_pong_ = std::chrono::steady_clock::now();
+    watch_timer_ = &t;
+    last_pong_ = last_ping_ = clock::now();
+    auto expiry = clock::time_point::max();
+    if (expires_at > 0) {
+      auto left = std::chrono::sys_seconds(std::chrono::seconds(expires_at)) - std::chrono::system_clock::now();
+      expiry = clock::now() + std::chrono::duration_cast<clock::duration>(left);
+    }
     while (!done_) {
-      t.expires_after(std::min<std::chrono::milliseconds>(limits_.ping_interval, std::chrono::milliseconds(1000)));
+      auto next = std::min({last_ping_ + limits_.ping_interval, last_pong_ + limits_.pong_timeout, expiry});
+      if (close_code_ != 0) {
+        next = std::min(next, close_requested_at_ + std::chrono::seconds(5));
+      }
+      t.expires_at(next);
       co_await t.async_wait(use_tuple);
-      auto now = std::chrono::steady_clock::now();
-      auto unix_now = std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
       if (done_) {
         break;
       }
-      if (close_code_ != 0 && now - close_requested_at_ > std::chrono::seconds(5)) {
+      auto now = clock::now();
+      if (close_code_ != 0 && now - close_requested_at_ >= std::chrono::seconds(5)) {
         abort();  // the peer does not read: no close frame can reach it
         break;
       }
-      if (now - last_pong_ > limits_.pong_timeout) {
+      if (now - last_pong_ >= limits_.pong_timeout) {
         log::info("ws", "no pong; closing", {{"connection", static_cast<std::int64_t>(id_)}});
         abort();
         break;
       }
-      if (expires_at > 0 && unix_now >= expires_at) {
+      if (now >= expiry) {
+        expiry = clock::time_point::max();
         close(policy_violation, "token expired");
       }
       if (now - last_ping_ >= limits_.ping_interval) {
@@ -111,6 +126,7 @@ class beast_peer final : public peer, public std::enable_shared_from_this<beast_
         kick();
       }
     }
+    watch_timer_ = nullptr;
   }
 
   void finished() { done_ = true; }
@@ -155,11 +171,11 @@ class beast_peer final : public peer, public std::enable_shared_from_this<beast_
       if (self->queue_.empty()) {
         break;
       }
-      std::string frame = std::move(self->queue_.front());
+      auto frame = std::move(self->queue_.front());
       self->queue_.pop_front();
       self->queued_.fetch_sub(1);
       ws.text(true);
-      auto [ec, n] = co_await ws.async_write(asio::buffer(frame), use_tuple);
+      auto [ec, n] = co_await ws.async_write(asio::buffer(*frame), use_tuple);
       if (ec) {
         self->abort();
         break;
@@ -176,7 +192,7 @@ class beast_peer final : public peer, public std::enable_shared_from_this<beast_
   metrics::counter& slow_closes_;
   std::atomic<bool> closing_{false};
   std::atomic<std::size_t> queued_{0};
-  std::deque<std::string> queue_;
+  std::deque<std::shared_ptr<const std::string>> queue_;
   bool writing_ = false;
   bool ping_due_ = false;
   bool done_ = false;
@@ -185,6 +201,7 @@ class beast_peer final : public peer, public std::enable_shared_from_this<beast_
   std::chrono::steady_clock::time_point close_requested_at_{};
   std::chrono::steady_clock::time_point last_pong_{};
   std::chrono::steady_clock::time_point last_ping_{};
+  asio::steady_timer* watch_timer_ = nullptr;  // while watch() runs
 };
 
 }  // namespace
@@ -209,6 +226,7 @@ asio::awaitable<void> run_websocket(beast::tcp_stream stream, beast::http::reque
     h.abandoned(a);
     co_return;
   }
+  req = {};  // its headers would stay allocated for the socket's life
   auto self = std::make_shared<beast_peer>(std::move(ws), l, m);
   std::weak_ptr<beast_peer> weak = self;
   self->stream().control_callback([weak](websocket::frame_type kind, beast::string_view) {

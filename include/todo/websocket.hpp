@@ -25,7 +25,9 @@ class peer {
   virtual ~peer() = default;
   // Queues a text frame. False when the send queue is over its limit: the
   // connection is then being closed with 1008 and the frame is dropped.
-  virtual bool send(std::string text) = 0;
+  // Shared, so one change fanned out to many sockets is one string.
+  virtual bool send(std::shared_ptr<const std::string> text) = 0;
+  bool send(std::string text) { return send(std::make_shared<const std::string>(std::move(text))); }
   virtual void close(std::uint16_t code, std::string reason) = 0;
   virtual std::uint64_t id() const = 0;
   // Frames queued and not yet written.

@@ -355,7 +355,7 @@ void hub::deliver_now(const std::vector<event>& batch) {
     if (users == by_user_.end()) {
       continue;
     }
-    std::string frame;
+    std::shared_ptr<const std::string> frame;
     for (auto id : users->second) {
       auto& c = conns_.at(id);
       if (c.catching_up) {
@@ -369,8 +369,8 @@ void hub::deliver_now(const std::vector<event>& batch) {
         start_catch_up(id);  // a gap: fill it from the log first
         continue;
       }
-      if (frame.empty()) {
-        frame = to_cloudevent(e);
+      if (!frame) {
+        frame = std::make_shared<const std::string>(to_cloudevent(e));
       }
       c.peer->send(frame);
       c.last = e.seq;
