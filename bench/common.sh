@@ -13,8 +13,10 @@ work=$(mktemp -d /tmp/todo-bench.XXXXXX)
 pg_data=$(pg_data_dir "$work/pg")
 pg_port=$(free_port)
 server_pid=""
+# BENCH_KEEP_LOG=<file>: the server's log is copied there at the end.
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  [ -n "${BENCH_KEEP_LOG:-}" ] && cp "$work/server.log" "$BENCH_KEEP_LOG"
   pg_stop "$pg_data"
   rm -rf "$work"
   [ "$pg_data" = "$work/pg" ] || rm -rf "$pg_data"

@@ -3,7 +3,6 @@
 
 usage: websocket.py PORT SECRET_TOKENS_FILE PHASE [args]
   steady N_SOCKETS N_USERS RATE SECONDS   commit -> frame latency at a steady write rate
-  fanout N_SOCKETS CHANGES                one user, N sockets: each change to all of them
   idle N_SOCKETS                          open N idle sockets, print when done, wait for EOF on stdin
 Prints one JSON line. Latency is the receive time minus the event's `time`
 (set just before commit), on the same clock.
@@ -90,29 +89,6 @@ async def steady(n, users, rate, seconds):
                       "p50_ms": pct(latencies, 0.5), "p99_ms": pct(latencies, 0.99)}))
 
 
-async def fanout(n, changes):
-    socks = await open_sockets(n, TOKENS[:1])
-    latencies, counter = [], [0]
-    tasks = [asyncio.create_task(collect(ws, latencies, counter)) for ws in socks]
-    await asyncio.sleep(0.5)
-    loop = asyncio.get_running_loop()
-    per_change = []
-    for c in range(changes):
-        before = counter[0]
-        start = time.perf_counter()
-        await loop.run_in_executor(None, writer, lambda i: TOKENS[0], 1, 1000)
-        while counter[0] < before + n and time.perf_counter() - start < 10:
-            await asyncio.sleep(0.001)
-        per_change.append(time.perf_counter() - start)
-    for ws in socks:
-        await ws.close()
-    for t in tasks:
-        t.cancel()
-    print(json.dumps({"phase": "fanout", "sockets": n, "changes": changes, "frames": counter[0],
-                      "frame_p50_ms": pct(latencies, 0.5), "frame_p99_ms": pct(latencies, 0.99),
-                      "all_sockets_p50_ms": pct(per_change, 0.5), "all_sockets_max_ms": pct(per_change, 1.0)}))
-
-
 async def idle(n):
     socks = await open_sockets(n, TOKENS)
     print(json.dumps({"phase": "idle", "sockets": len(socks)}), flush=True)
@@ -122,4 +98,4 @@ async def idle(n):
 
 
 args = [int(a) if a.isdigit() else float(a) for a in sys.argv[4:]]
-asyncio.run({"steady": steady, "fanout": fanout, "idle": idle}[PHASE](*[int(a) for a in args]))
+asyncio.run({"steady": steady, "idle": idle}[PHASE](*[int(a) for a in args]))

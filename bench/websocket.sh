@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # WebSocket benchmarks: commit -> frame latency with many sockets at a
-# steady write rate, fan-out of one change to many sockets of one user, and
-# memory per idle socket. Loopback only; bounded in time. The client is one
-# Python process (python3-websockets) on the same 2 cores, so its own
-# processing time is part of every latency figure.
+# steady write rate, fan-out of one change to many sockets of one user,
+# frames delivered per second in total, and memory per idle socket.
+# Loopback only; bounded in time. The steady and idle clients are one Python
+# process (python3-websockets); fan-out and throughput use bench/ws_client
+# (Beast, one thread), since a Python client decoding 1,000 frames at once
+# measures itself. Every client shares the 2 cores with the server, so its
+# own processing time is part of every latency figure.
 #
-# usage: bench/websocket.sh [sockets=1000] [idle=10000]
+# usage: bench/websocket.sh [sockets=1000] [idle=10000] [writes_per_s=100]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 sockets=${1:-1000}
 idle=${2:-10000}
+rate=${3:-100}
 secs=10
 conc=1
 . "$here/common.sh"
+cmake --build "$TODO_ROOT/build" --target ws_client >/dev/null
+client="$TODO_ROOT/build/bench/ws_client"
+token=$(head -1 "$work/tokens")
 # Both processes hold one descriptor per socket.
 ulimit -n "$(ulimit -Hn)"
 max_idle=$(( $(ulimit -n) - sockets - 200 ))
@@ -25,7 +32,8 @@ export WS_MAX_PER_USER=$((idle + sockets)) WS_MAX_CONNECTIONS=$((idle + sockets 
 port=$(free_port)
 start_server "$port"
 steady=$(/usr/bin/python3 "$here/websocket.py" "$port" "$work/tokens" steady "$sockets" 100 100 10)
-fanout=$(/usr/bin/python3 "$here/websocket.py" "$port" "$work/tokens" fanout "$sockets" 20)
+fanout=$("$client" "$port" "$token" fanout "$sockets" 50)
+throughput=$("$client" "$port" "$token" rate "$sockets" "$rate" 10)
 
 rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
 coproc IDLE { /usr/bin/python3 "$here/websocket.py" "$port" "$work/tokens" idle "$idle"; }
@@ -44,6 +52,7 @@ Run: bench/websocket.sh $sockets $idle on $(nproc) cores, $(date -u +%Y-%m-%dT%H
 | measure | result |
 |---|---|
 | $sockets sockets over 100 users, 100 writes/s for 10 s | $steady |
-| one change fanned out to $sockets sockets of one user (20 changes) | $fanout |
+| one change fanned out to $sockets sockets of one user (50 changes, one at a time) | $fanout |
+| $rate changes/s for 10 s, each to $sockets sockets of one user | $throughput |
 | memory per idle socket | $(( (rss_after - rss_before) / idle )) KiB ($idle sockets: RSS $((rss_before / 1024)) MiB -> $((rss_after / 1024)) MiB; $opened) |
 EOT
