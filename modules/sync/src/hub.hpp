@@ -54,6 +54,8 @@ class hub final : public ws::handler, public std::enable_shared_from_this<hub> {
   static boost::asio::awaitable<void> follow(std::shared_ptr<hub> self, event_bus* bus);
 
   std::size_t connections() const;
+  // Upgrades are accepted once the log follower knows where the log ends.
+  bool following() const { return following_.load(); }
 
   struct connection {
     std::shared_ptr<ws::peer> peer;

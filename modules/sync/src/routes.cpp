@@ -10,6 +10,7 @@
 #include "todo/app.hpp"
 #include "todo/config.hpp"
 #include "todo/event_log.hpp"
+#include "todo/json.hpp"
 #include "todo/log.hpp"
 #include "todo/metrics.hpp"
 #include "todo/problem.hpp"
@@ -38,6 +39,13 @@ void install(todo::app& a) {
         log::error("sync", "log follower stopped", {});
       }
     });
+  });
+  // Until then upgrades get 503: /ready waits for it.
+  a.ready_checks.push_back([weak](json::writer& w) {
+    auto self = weak.lock();
+    bool ok = self && self->following();
+    w.key("websocket").value(ok ? "ok" : "starting");
+    return ok;
   });
   a.metrics.add_gauge("todo_ws_connections", "Open WebSocket connections", {}, [weak] {
     auto self = weak.lock();
