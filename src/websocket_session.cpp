@@ -138,51 +138,60 @@ class beast_peer final : public peer, public std::enable_shared_from_this<beast_
   }
 
  private:
+  // One write at a time, each completion starting the next, all on the
+  // strand (the stream's executor). Plain completion handlers: nothing to
+  // allocate per burst but Beast's own operation.
   void kick() {
     if (writing_ || done_) {
       return;
     }
     writing_ = true;
-    asio::co_spawn(ws_.get_executor(), write_loop(shared_from_this()), [](std::exception_ptr e) {
-      if (e) {
-        log::error("ws", "writer failed", {});
+    write_next();
+  }
+
+  void write_next() {
+    if (done_) {
+      writing_ = false;
+      return;
+    }
+    auto self = shared_from_this();
+    if (close_code_ != 0) {
+      websocket::close_reason reason(static_cast<websocket::close_code>(close_code_), close_reason_);
+      ws_.async_close(reason, [self](beast::error_code) {
+        self->abort();
+        self->writing_ = false;
+      });
+      return;
+    }
+    if (ping_due_) {
+      ping_due_ = false;
+      ws_.async_ping({}, [self](beast::error_code ec) { self->written(ec); });
+      return;
+    }
+    if (queue_.empty()) {
+      writing_ = false;
+      return;
+    }
+    in_write_ = std::move(queue_.front());
+    queue_.pop_front();
+    queued_.fetch_sub(1);
+    ws_.text(true);
+    ws_.async_write(asio::buffer(*in_write_), [self](beast::error_code ec, std::size_t) {
+      self->in_write_.reset();
+      if (!ec) {
+        self->frames_sent_.inc();
       }
+      self->written(ec);
     });
   }
 
-  static asio::awaitable<void> write_loop(std::shared_ptr<beast_peer> self) {
-    auto& ws = self->ws_;
-    while (!self->done_) {
-      if (self->close_code_ != 0) {
-        websocket::close_reason reason(static_cast<websocket::close_code>(self->close_code_), self->close_reason_);
-        co_await ws.async_close(reason, use_tuple);
-        self->abort();
-        break;
-      }
-      if (self->ping_due_) {
-        self->ping_due_ = false;
-        auto [ec] = co_await ws.async_ping({}, use_tuple);
-        if (ec) {
-          self->abort();
-          break;
-        }
-        continue;
-      }
-      if (self->queue_.empty()) {
-        break;
-      }
-      auto frame = std::move(self->queue_.front());
-      self->queue_.pop_front();
-      self->queued_.fetch_sub(1);
-      ws.text(true);
-      auto [ec, n] = co_await ws.async_write(asio::buffer(*frame), use_tuple);
-      if (ec) {
-        self->abort();
-        break;
-      }
-      self->frames_sent_.inc();
+  void written(beast::error_code ec) {
+    if (ec) {
+      abort();
+      writing_ = false;
+      return;
     }
-    self->writing_ = false;
+    write_next();
   }
 
   stream_type ws_;
@@ -193,6 +202,7 @@ class beast_peer final : public peer, public std::enable_shared_from_this<beast_
   std::atomic<bool> closing_{false};
   std::atomic<std::size_t> queued_{0};
   std::deque<std::shared_ptr<const std::string>> queue_;
+  std::shared_ptr<const std::string> in_write_;  // the frame being written
   bool writing_ = false;
   bool ping_due_ = false;
   bool done_ = false;
