@@ -71,7 +71,11 @@ listing::position middle(const listing::filter& f) {
 }  // namespace
 
 TEST_CASE("listing plans: index scans for every shape, no sort for the main orders", "[listing][plan]") {
-  test::pg_fixture fx;
+  // Filling 66,000 rows can outlast the default statement timeout while
+  // other suites load the same machine.
+  db::pool_options slow;
+  slow.statement_timeout = std::chrono::seconds(120);
+  test::pg_fixture fx(slow);
   const auto user = test::pg_fixture::fresh_user();
   {
     db::query q{&fill, {user}};
