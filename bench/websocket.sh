@@ -33,7 +33,12 @@ port=$(free_port)
 start_server "$port"
 steady=$(/usr/bin/python3 "$here/websocket.py" "$port" "$work/tokens" steady "$sockets" 100 100 10)
 fanout=$("$client" "$port" "$token" fanout "$sockets" 50)
+ticks_before=$(awk '{print $14 + $15}' "/proc/$server_pid/stat")
 throughput=$("$client" "$port" "$token" rate "$sockets" "$rate" 10)
+ticks_after=$(awk '{print $14 + $15}' "/proc/$server_pid/stat")
+# The server's CPU per frame over the rate phase, in microseconds.
+server_us=$(awk -v d=$((ticks_after - ticks_before)) -v hz="$(getconf CLK_TCK)" -v f=$((sockets * rate * 10)) \
+  'BEGIN {printf "%.1f", d / hz * 1e6 / f}')
 
 rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
 coproc IDLE { /usr/bin/python3 "$here/websocket.py" "$port" "$work/tokens" idle "$idle"; }
@@ -53,6 +58,6 @@ Run: bench/websocket.sh $sockets $idle on $(nproc) cores, $(date -u +%Y-%m-%dT%H
 |---|---|
 | $sockets sockets over 100 users, 100 writes/s for 10 s | $steady |
 | one change fanned out to $sockets sockets of one user (50 changes, one at a time) | $fanout |
-| $rate changes/s for 10 s, each to $sockets sockets of one user | $throughput |
+| $rate changes/s for 10 s, each to $sockets sockets of one user | $throughput; server CPU per frame $server_us µs |
 | memory per idle socket | $(( (rss_after - rss_before) / idle )) KiB ($idle sockets: RSS $((rss_before / 1024)) MiB -> $((rss_after / 1024)) MiB; $opened) |
 EOT

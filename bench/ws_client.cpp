@@ -31,6 +31,8 @@
 #include <string_view>
 #include <vector>
 
+#include <sys/resource.h>
+
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -140,6 +142,14 @@ asio::awaitable<void> create_task(beast::tcp_stream& http_stream, const std::str
   }
 }
 
+// This process's CPU time, user and system.
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto tv = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return tv(u.ru_utime) + tv(u.ru_stime);
+}
+
 double pct(std::vector<double> v, double p) {
   if (v.empty()) {
     return -1;
@@ -195,6 +205,7 @@ asio::awaitable<void> run(int port, std::string token, std::string mode, std::ve
     auto seconds = args.at(2);
     auto writes = static_cast<std::size_t>(rate) * static_cast<std::size_t>(seconds);
     auto start = std::chrono::steady_clock::now();
+    auto cpu_start = cpu_seconds();
     asio::steady_timer pace(ex);
     for (std::size_t i = 0; i < writes; ++i) {
       pace.expires_at(start + std::chrono::microseconds(1'000'000 * i / static_cast<std::size_t>(rate)));
@@ -204,11 +215,14 @@ asio::awaitable<void> run(int port, std::string token, std::string mode, std::ve
     auto expected = writes * n;
     co_await wait_for(st, expected, 10s);
     auto elapsed = std::chrono::duration<double>(st.last_frame - start).count();
+    auto cpu = cpu_seconds() - cpu_start;
     std::snprintf(line, sizeof line,
                   R"({"phase": "rate", "client": "beast", "sockets": %zu, "writes_per_s": %d, "seconds": %d, )"
-                  R"("frames": %zu, "frames_expected": %zu, "frames_per_s": %.0f, "p50_ms": %.2f, "p99_ms": %.2f})",
+                  R"("frames": %zu, "frames_expected": %zu, "frames_per_s": %.0f, "p50_ms": %.2f, "p99_ms": %.2f, )"
+                  R"("client_cpu_us_per_frame": %.1f})",
                   n, rate, seconds, st.frames, expected, static_cast<double>(st.frames) / elapsed,
-                  pct(st.latency_ms, 0.5), pct(st.latency_ms, 0.99));
+                  pct(st.latency_ms, 0.5), pct(st.latency_ms, 0.99),
+                  st.frames > 0 ? cpu * 1e6 / static_cast<double>(st.frames) : 0.0);
   }
   std::cout << line << std::endl;
   for (auto& ws : socks) {

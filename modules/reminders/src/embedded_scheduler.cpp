@@ -31,7 +31,7 @@ using namespace std::chrono_literals;
 constexpr auto poll_interval = 500ms;  // for jobs other replicas schedule
 constexpr int claim_batch = 1000;
 constexpr std::size_t chunk = 250;   // jobs handed to the handler at once
-constexpr std::size_t parallel = 4;  // chunks run at once per replica
+constexpr std::size_t parallel = 8;  // chunks run at once per replica
 
 const db::statement upsert_job{
     "sched_upsert",

@@ -51,7 +51,7 @@ struct due_job {
 // before its due time (so the handler's own lookups overlap the wait); a
 // handler for which that matters waits the rest out.
 using fire_fn = std::function<asio::awaitable<std::vector<bool>>(std::vector<due_job>)>;
-constexpr std::chrono::milliseconds handover_ahead{20};
+constexpr std::chrono::milliseconds handover_ahead{10};
 
 class scheduler {
  protected:
