@@ -165,6 +165,14 @@ asio::awaitable<boost::system::result<std::int64_t>> log_end(db::pool& db) {
   co_return r->integer(0, 0);
 }
 
+asio::awaitable<void> pause(std::chrono::milliseconds d) {
+  if (d.count() <= 0) {
+    co_return;
+  }
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
 asio::awaitable<boost::system::result<std::int64_t>> load_checkpoint(db::pool& db, std::string name) {
   db::query q{&load_checkpoint_stmt, {std::move(name)}};
   auto r = co_await db.execute_one(std::move(q));
@@ -253,11 +261,6 @@ asio::awaitable<void> event_bus::wait_for_log(std::uint64_t seen, const log_read
 }
 
 namespace {
-
-asio::awaitable<void> pause(std::chrono::milliseconds d) {
-  asio::steady_timer t(co_await asio::this_coro::executor, d);
-  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-}
 
 asio::awaitable<void> run_subscriber(event_bus* bus, std::shared_ptr<event_bus::impl> st, std::string name,
                                      event_bus::handler h, event_bus::checkpoint_store where) {

@@ -10,7 +10,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -130,11 +129,6 @@ void kafka_relay::impl::on_delivery(const kafka::delivery& d) {
 }
 
 namespace {
-
-asio::awaitable<void> pause(std::chrono::milliseconds d) {
-  asio::steady_timer t(co_await asio::this_coro::executor, d);
-  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-}
 
 // Holds the relay lock on one leased connection for as long as it relays.
 asio::awaitable<boost::system::result<db::lease>> become_leader(std::shared_ptr<db::pool> db) {

@@ -75,6 +75,10 @@ boost::asio::awaitable<boost::system::result<user_log_bounds>> user_bounds(db::p
 // The newest log position (0 when the log is empty).
 boost::asio::awaitable<boost::system::result<std::int64_t>> log_end(db::pool& db);
 
+// Resumes after `d` (at once when it is not positive), on the caller's
+// executor: the back-off of every reader and writer of the log.
+boost::asio::awaitable<void> pause(std::chrono::milliseconds d);
+
 // Checkpoints, one row per consumer name.
 boost::asio::awaitable<boost::system::result<std::int64_t>> load_checkpoint(db::pool& db, std::string name);
 boost::asio::awaitable<boost::system::result<void>> save_checkpoint(db::pool& db, std::string name, std::int64_t pos);

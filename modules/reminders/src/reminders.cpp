@@ -242,13 +242,6 @@ asio::awaitable<result<void>> follow(module_ptr m, std::vector<event> batch) {
   co_return result<void>{};
 }
 
-asio::awaitable<void> sleep_until(time::ms t) {
-  if (auto ahead = t - time::now(); ahead > time::ms::duration::zero()) {
-    asio::steady_timer wait(co_await asio::this_coro::executor, ahead);
-    co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
-  }
-}
-
 // Fires reminders, each once per fire_at: the due event on the user's
 // stream (and so on Kafka and every WebSocket), then its channels. One
 // query finds them, one pipeline fires them all. false for every one when
@@ -293,7 +286,7 @@ asio::awaitable<bool> fire_many(module_ptr m, std::vector<reminder_ref> rs) {
   for (const auto& f : firings) {
     latest = std::max(latest, f.r.fire_at);
   }
-  co_await sleep_until(latest);
+  co_await pause(latest - time::now());
   // Each event locks its user's sequence row: every transaction that takes
   // several takes them in the same order, so concurrent batches wait for
   // each other instead of deadlocking.
@@ -353,7 +346,7 @@ asio::awaitable<std::vector<bool>> run_jobs(module_ptr m, std::vector<due_job> j
   for (const auto& [i, d] : *deliveries) {
     latest = std::max(latest, jobs[i].due);
   }
-  co_await sleep_until(latest);
+  co_await pause(latest - time::now());
   std::function<asio::awaitable<void>(std::size_t)> one = [m, ok, deliveries](std::size_t k) -> asio::awaitable<void> {
     auto& [i, d] = (*deliveries)[k];
     auto call = deliver(m, d);
