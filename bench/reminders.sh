@@ -4,7 +4,7 @@
 #     lateness (due event time - fire_at) p50/p99/max, and the server's CPU
 #     and RSS while they fire;
 #  2. 10,000 reminders due in the same second, 100 users each with a
-#     WebSocket: when the last due frame arrived;
+#     WebSocket: when the last due frame arrived (three rounds, median);
 #  3. idle: 10,000 reminders an hour away, CPU over 30 s, against the same
 #     server idle before any reminder existed;
 #  4. scheduling throughput: 10,000 reminders scheduled (row -> job
@@ -73,10 +73,17 @@ if [ "$unfired" != 0 ] || [ "$unseen" != 0 ]; then
             LEFT JOIN scheduler_jobs j ON j.name = 'r-' || r.id WHERE r.state = 'scheduled' LIMIT 20" >&2
 fi
 
-# 2. burst
-before_burst=$(psql_run "SELECT coalesce(max(pos), 0) FROM events")
-burst=$(/usr/bin/python3 "$here/reminders.py" "$port" "$work/tokens" burst 10000 30)
-burst_lateness=$(lateness "$before_burst")
+# 2. burst, three times: the median of when the last frame arrived
+burst=""
+lasts=()
+for round in 1 2 3; do
+  before_burst=$(psql_run "SELECT coalesce(max(pos), 0) FROM events")
+  one=$(/usr/bin/python3 "$here/reminders.py" "$port" "$work/tokens" burst 10000 30)
+  burst="$burst<br>$round: $one; lateness p50 / p99 / max $(lateness "$before_burst")"
+  # A round that lost frames counts as never finished.
+  lasts+=("$(echo "$one" | jq -r 'if .received == .due then .last_frame_after_s else 1e9 end')")
+done
+burst_median=$(printf '%s\n' "${lasts[@]}" | sort -g | sed -n 2p)
 
 # 3. idle
 /usr/bin/python3 "$here/reminders.py" "$port" "$work/tokens" create 10000 3600 60 >/dev/null
@@ -117,7 +124,7 @@ Run: bench/reminders.sh $n $span on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ).
 |---|---|
 | $n reminders over $span s: lateness p50 / p99 / max | $spread; not fired 5 s after the last was due: $unfired (and $unseen the reminders module never saw) |
 | server while they fire: CPU (one core = 100%), RSS | $cpu_firing %, $rss_firing MiB (RSS $rss_wait MiB before the first fired) |
-| 10,000 due in one second, 100 WebSocket users | $burst; lateness p50 / p99 / max $burst_lateness |
+| 10,000 due in one second, 100 WebSocket users: last due frame after the second began, median of 3 | $burst_median s$burst |
 | idle CPU, 10,000 reminders an hour away, 30 s | $cpu_idle % (the same server before any reminder: $cpu_base %) |
 | 10,000 reminders scheduled, embedded scheduler | $embedded_s s ($(awk -v s="$embedded_s" 'BEGIN {printf "%.0f", 10000 / s}')/s) |
 | 10,000 reminders scheduled, stand-in Dapr sidecar | $dapr_s s ($(awk -v s="$dapr_s" 'BEGIN {printf "%.0f", 10000 / s}')/s; ratio to embedded $(ratio "$embedded_s" "$dapr_s")) |

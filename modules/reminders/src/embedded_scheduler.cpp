@@ -225,22 +225,19 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
     co_return out;
   }
 
-  // Where the chunks of jobs sorted by due time begin (and, last, the end):
-  // at most `chunk` jobs each, and jobs not yet due only with others due
+  // Where the chunk of jobs (sorted by due time) that starts at `first`
+  // ends: at most `chunk` jobs, and jobs not yet due only with others due
   // within a millisecond, since a handler waits for the latest of its chunk.
-  static std::vector<std::size_t> chunk_bounds(const std::vector<claimed_job>& jobs, std::int64_t now) {
-    std::vector<std::size_t> b{0};
-    auto start = now;
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
-      if (i == b.back()) {
-        start = std::max(now, jobs[i].due);
-      } else if (i - b.back() == chunk || jobs[i].due > start + 1) {
-        b.push_back(i);
-        start = std::max(now, jobs[i].due);
-      }
+  // A chunk is cut when a runner takes it, not at the claim: a runner that
+  // fell behind takes everything already due at once, in one transaction,
+  // rather than a string of millisecond-wide chunks cut before it was late.
+  static std::size_t chunk_end(const std::vector<claimed_job>& jobs, std::size_t first, std::int64_t now) {
+    auto start = std::max(now, jobs[first].due);
+    auto last = first + 1;
+    while (last < jobs.size() && last - first < chunk && jobs[last].due <= start + 1) {
+      ++last;
     }
-    b.push_back(jobs.size());
-    return b;
+    return last;
   }
 
   // Runs one claim's jobs, in chunks, `parallel` chunks at a time, in due
@@ -257,25 +254,30 @@ class embedded final : public scheduler, public std::enable_shared_from_this<emb
       }
     } guard{self.get(), static_cast<int>(jobs->size())};
     auto done = std::make_shared<std::vector<char>>(jobs->size(), 0);
-    auto bounds = std::make_shared<std::vector<std::size_t>>(chunk_bounds(*jobs, time::to_unix_ms(time::now())));
-    std::function<asio::awaitable<void>(std::size_t)> run_chunk = [self, jobs, done, bounds](std::size_t c) -> asio::awaitable<void> {
-      auto first = (*bounds)[c];
-      auto last = (*bounds)[c + 1];
-      std::vector<due_job> batch;
-      for (auto i = first; i < last; ++i) {
-        batch.push_back({(*jobs)[i].name, (*jobs)[i].data, time::from_unix_ms((*jobs)[i].due)});
-      }
-      auto call = self->fire_(std::move(batch));
-      try {
-        auto ok = co_await std::move(call);
-        for (auto i = first; i < last && i - first < ok.size(); ++i) {
-          (*done)[i] = ok[i - first] ? 1 : 0;
+    // The runners share `next` on for_each_parallel's strand.
+    auto next = std::make_shared<std::size_t>(0);
+    std::function<asio::awaitable<void>(std::size_t)> runner = [self, jobs, done, next](std::size_t) -> asio::awaitable<void> {
+      while (*next < jobs->size()) {
+        auto first = *next;
+        auto last = chunk_end(*jobs, first, time::to_unix_ms(time::now()));
+        *next = last;
+        std::vector<due_job> batch;
+        for (auto i = first; i < last; ++i) {
+          batch.push_back({(*jobs)[i].name, (*jobs)[i].data, time::from_unix_ms((*jobs)[i].due)});
         }
-      } catch (const std::exception& e) {
-        log::error("scheduler", "job handler threw", {{"error", std::string_view(e.what())}});
+        auto call = self->fire_(std::move(batch));
+        try {
+          auto ok = co_await std::move(call);
+          for (auto i = first; i < last && i - first < ok.size(); ++i) {
+            (*done)[i] = ok[i - first] ? 1 : 0;
+          }
+        } catch (const std::exception& e) {
+          log::error("scheduler", "job handler threw", {{"error", std::string_view(e.what())}});
+        }
       }
     };
-    co_await for_each_parallel(bounds->size() - 1, parallel, std::move(run_chunk));
+    auto runners = std::min(parallel, jobs->size());
+    co_await for_each_parallel(runners, runners, std::move(runner));
     std::vector<std::string> finished, retry, dues;
     for (std::size_t i = 0; i < jobs->size(); ++i) {
       if ((*done)[i]) {
