@@ -6,7 +6,9 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -15,6 +17,9 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
+#include <optional>
+
+#include <unistd.h>
 
 namespace todo::ws {
 namespace {
@@ -30,7 +35,13 @@ std::atomic<std::uint64_t> next_id{1};
 // loop, the writer and the timer run there, and send()/close() post there.
 class beast_peer final : public peer, public std::enable_shared_from_this<beast_peer> {
  public:
-  using stream_type = websocket::stream<beast::tcp_stream>;
+  // A plain socket bound to its strand's concrete type: every frame written
+  // passes through several layers of handlers and work guards, and with
+  // beast::tcp_stream each layer copied a type-erased executor and checked a
+  // timer the WebSocket never sets (it has timeouts of its own).
+  using strand_type = asio::strand<asio::io_context::executor_type>;
+  using socket_type = asio::basic_stream_socket<asio::ip::tcp, strand_type>;
+  using stream_type = websocket::stream<socket_type>;
 
   beast_peer(stream_type ws, limits l, metrics::registry& m)
       : ws_(std::move(ws)),
@@ -134,7 +145,7 @@ class beast_peer final : public peer, public std::enable_shared_from_this<beast_
   void abort() {
     done_ = true;
     boost::system::error_code ignored;
-    beast::get_lowest_layer(ws_).socket().close(ignored);
+    beast::get_lowest_layer(ws_).close(ignored);
   }
 
  private:
@@ -214,13 +225,46 @@ class beast_peer final : public peer, public std::enable_shared_from_this<beast_
   asio::steady_timer* watch_timer_ = nullptr;  // while watch() runs
 };
 
+// The upgraded connection's socket, moved onto the concrete strand type the
+// session's stream was given at accept.
+std::optional<beast_peer::socket_type> adopt(beast::tcp_stream& stream) {
+  // get_executor() returns a copy: target() points into it.
+  auto ex = stream.get_executor();
+  auto* strand = ex.target<beast_peer::strand_type>();
+  if (strand == nullptr) {
+    return std::nullopt;
+  }
+  boost::system::error_code ec;
+  auto& sock = stream.socket();
+  auto protocol = sock.local_endpoint(ec).protocol();
+  if (ec) {
+    return std::nullopt;
+  }
+  auto fd = sock.release(ec);
+  if (ec) {
+    return std::nullopt;
+  }
+  beast_peer::socket_type out(*strand);
+  out.assign(protocol, fd, ec);
+  if (ec) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  return out;
+}
+
 }  // namespace
 
 asio::awaitable<void> run_websocket(beast::tcp_stream stream, beast::http::request<beast::http::string_body> req,
                                     handler& h, admission a, limits l, metrics::registry& m,
                                     std::function<void(std::weak_ptr<peer>)> on_open) {
   stream.expires_never();
-  beast_peer::stream_type ws(std::move(stream));
+  auto sock = adopt(stream);
+  if (!sock) {
+    h.abandoned(a);
+    co_return;
+  }
+  beast_peer::stream_type ws(std::move(*sock));
   ws.set_option(websocket::stream_base::timeout{std::chrono::seconds(10), websocket::stream_base::none(), false});
   ws.read_message_max(l.max_message_bytes);
   auto sub = a.subprotocol;
