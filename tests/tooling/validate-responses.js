@@ -265,22 +265,17 @@ class Checker {
   }
 }
 
-function main(argv) {
-  if (argv.length !== 2) {
-    process.stderr.write('usage: node validate-responses.js <openapi.json> <record.jsonl>\n');
-    return 2;
-  }
-  const doc = JSON.parse(fs.readFileSync(argv[0], 'utf8'));
-  const lines = fs.existsSync(argv[1]) ? fs.readFileSync(argv[1], 'utf8').split('\n').filter((l) => l.trim()) : [];
-  if (lines.length === 0) {
-    process.stderr.write(`${argv[1]}: no answers were recorded, so nothing was checked\n`);
-    return 1;
+// Checks `records` against `doc`: the exit code (0 all match, 1 otherwise)
+// and the report to print.
+function run(doc, records) {
+  if (records.length === 0) {
+    return { code: 1, report: 'no answers were recorded, so nothing was checked\n' };
   }
   const checker = new Checker(doc);
   let failed = 0;
+  let report = '';
   const seen = new Map();
-  for (const [i, line] of lines.entries()) {
-    const rec = JSON.parse(line);
+  for (const [i, rec] of records.entries()) {
     let result;
     try {
       result = checker.check(rec);
@@ -293,16 +288,28 @@ function main(argv) {
       failed += 1;
       // One report per shape of failure is enough to act on.
       if (seen.get(shape) === 1 || failed <= 20) {
-        process.stderr.write(`MISMATCH ${rec.method} ${rec.path} -> ${rec.status} [${result.what}]` +
+        report += `MISMATCH ${rec.method} ${rec.path} -> ${rec.status} [${result.what}]` +
           `${rec.test ? ` in ${rec.test}` : ''} (record ${i + 1})\n` +
           result.errors.map((e) => `  - ${e}\n`).join('') +
-          `  body: ${String(rec.body || '').slice(0, 400)}\n`);
+          `  body: ${String(rec.body || '').slice(0, 400)}\n`;
       }
     }
   }
-  process.stdout.write(`checked ${lines.length} answers against the OpenAPI document: ` +
-    `${failed} mismatched, ${seen.size} distinct operation/status pairs\n`);
-  return failed ? 1 : 0;
+  report += `checked ${records.length} answers against the OpenAPI document: ` +
+    `${failed} mismatched, ${seen.size} distinct operation/status pairs\n`;
+  return { code: failed ? 1 : 0, report };
+}
+
+function main(argv) {
+  if (argv.length !== 2) {
+    process.stderr.write('usage: node validate-responses.js <openapi.json> <record.jsonl>\n');
+    return 2;
+  }
+  const doc = JSON.parse(fs.readFileSync(argv[0], 'utf8'));
+  const lines = fs.existsSync(argv[1]) ? fs.readFileSync(argv[1], 'utf8').split('\n').filter((l) => l.trim()) : [];
+  const { code, report } = run(doc, lines.map((l) => JSON.parse(l)));
+  (code ? process.stderr : process.stdout).write(`${argv[1]}: ${report}`);
+  return code;
 }
 
 if (require.main === module) {
@@ -314,4 +321,4 @@ if (require.main === module) {
   }
 }
 
-module.exports = { Checker };
+module.exports = { Checker, run };
