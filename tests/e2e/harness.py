@@ -121,6 +121,7 @@ class Server:
             return None
 
         self.port = eventually(listening, 10, what="the listening log line")
+        contract.watch(self.port)
         if wait_ready:
             eventually(lambda: self.get("/ready").status == 200, 15, what="/ready")
         return self
