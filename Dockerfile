@@ -18,6 +18,8 @@ COPY include include
 COPY src src
 COPY modules modules
 COPY migrations migrations
+# Embedded as JSON (GET /openapi.json); converted by cmake/embed_openapi.py.
+COPY docs/openapi.yaml docs/openapi.yaml
 # CMakeLists.txt adds bench/ (its targets are not built by default).
 COPY bench bench
 RUN --mount=type=cache,target=/root/.cache/ccache \

@@ -2,6 +2,7 @@
 #include "todo/db.hpp"
 #include "todo/json.hpp"
 #include "todo/metrics.hpp"
+#include "todo/openapi.hpp"
 #include "todo/router.hpp"
 
 namespace todo {
@@ -39,6 +40,10 @@ boost::asio::awaitable<http::response> metrics_text(const metrics::registry* m, 
   co_return r;
 }
 
+boost::asio::awaitable<http::response> openapi(request_context) {
+  co_return http::json(200, std::string(openapi_json()));
+}
+
 }  // namespace
 
 void install_ops_routes(app& a) {
@@ -51,6 +56,7 @@ void install_ops_routes(app& a) {
                access::public_);
   a.routes.add(http::method::get, "/metrics", [m](request_context c) { return metrics_text(m, std::move(c)); },
                access::public_);
+  a.routes.add(http::method::get, "/openapi.json", openapi, access::public_);
 }
 
 }  // namespace todo

@@ -16,6 +16,8 @@ import unittest
 import urllib.parse
 import uuid
 
+import contract
+
 BINARY = os.environ.get("TODO_BINARY", "")
 DATABASE_URL = os.environ.get("TODO_TEST_DATABASE_URL", "")
 PG_BIN = os.environ.get("TODO_PG_BIN", "")
@@ -82,7 +84,9 @@ def curl(method, url, body=None, headers=None, timeout=10, raw_body=None):
                 k, v = line.split(":", 1)
                 headers[k.strip().lower()] = v.strip()
         with open(out.name, "rb") as f:
-            return Response(status, headers, f.read().decode("utf-8", errors="replace"))
+            r = Response(status, headers, f.read().decode("utf-8", errors="replace"))
+        contract.record(method, url, r.status, r.headers, r.body)
+        return r
 
 
 class Server:
@@ -117,6 +121,7 @@ class Server:
             return None
 
         self.port = eventually(listening, 10, what="the listening log line")
+        contract.watch(self.port)
         if wait_ready:
             eventually(lambda: self.get("/ready").status == 200, 15, what="/ready")
         return self
