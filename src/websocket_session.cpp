@@ -1,5 +1,7 @@
 #include "websocket_session.hpp"
 
+#include "frame_socket.hpp"
+
 #include "todo/log.hpp"
 #include "todo/metrics.hpp"
 
@@ -35,13 +37,14 @@ std::atomic<std::uint64_t> next_id{1};
 // loop, the writer and the timer run there, and send()/close() post there.
 class beast_peer final : public peer, public std::enable_shared_from_this<beast_peer> {
  public:
-  // A plain socket bound to its strand's concrete type: every frame written
-  // passes through several layers of handlers and work guards, and with
-  // beast::tcp_stream each layer copied a type-erased executor and checked a
-  // timer the WebSocket never sets (it has timeouts of its own).
-  using strand_type = asio::strand<asio::io_context::executor_type>;
-  using socket_type = asio::basic_stream_socket<asio::ip::tcp, strand_type>;
-  using stream_type = websocket::stream<socket_type>;
+  // A plain socket bound to its strand's concrete type, not
+  // beast::tcp_stream: every frame Beast writes passes through several layers
+  // of handlers and work guards, each of which copied a type-erased executor
+  // and checked a timer the WebSocket never sets (it has timeouts of its
+  // own). Event frames mostly skip Beast's write path altogether.
+  using strand_type = frame_socket::strand_type;
+  using socket_type = frame_socket::socket_type;
+  using stream_type = websocket::stream<frame_socket>;
 
   beast_peer(stream_type ws, limits l, metrics::registry& m)
       : ws_(std::move(ws)),
@@ -49,7 +52,9 @@ class beast_peer final : public peer, public std::enable_shared_from_this<beast_
         id_(next_id++),
         frames_sent_(m.get_counter("todo_ws_frames_sent_total", "WebSocket frames sent")),
         slow_closes_(m.get_counter("todo_ws_slow_consumer_closes_total",
-                                   "WebSocket connections closed because their send queue overflowed")) {}
+                                   "WebSocket connections closed because their send queue overflowed")),
+        backpressure_(m.get_counter("todo_ws_send_backpressure_total",
+                                    "WebSocket frames the socket could not take at once (a client reading slowly)")) {}
 
   using peer::send;
   bool send(std::shared_ptr<const std::string> text) override {
@@ -145,7 +150,7 @@ class beast_peer final : public peer, public std::enable_shared_from_this<beast_
   void abort() {
     done_ = true;
     boost::system::error_code ignored;
-    beast::get_lowest_layer(ws_).close(ignored);
+    ws_.next_layer().socket().close(ignored);
   }
 
  private:
@@ -183,6 +188,23 @@ class beast_peer final : public peer, public std::enable_shared_from_this<beast_
       writing_ = false;
       return;
     }
+    auto& sock = ws_.next_layer();
+    if (sock.idle()) {
+      // Whole frames straight to the socket while it takes them: one system
+      // call each, no operation to allocate and no completion to run.
+      while (!queue_.empty()) {
+        auto text = std::move(queue_.front());
+        queue_.pop_front();
+        queued_.fetch_sub(1);
+        frames_sent_.inc();
+        if (!sock.write_text(std::move(text), [self](beast::error_code ec) { self->written(ec); })) {
+          backpressure_.inc();
+          return;  // its rest is on the way; written() carries on
+        }
+      }
+      writing_ = false;
+      return;
+    }
     in_write_ = std::move(queue_.front());
     queue_.pop_front();
     queued_.fetch_sub(1);
@@ -210,6 +232,7 @@ class beast_peer final : public peer, public std::enable_shared_from_this<beast_
   std::uint64_t id_;
   metrics::counter& frames_sent_;
   metrics::counter& slow_closes_;
+  metrics::counter& backpressure_;
   std::atomic<bool> closing_{false};
   std::atomic<std::size_t> queued_{0};
   std::deque<std::shared_ptr<const std::string>> queue_;
@@ -250,6 +273,10 @@ std::optional<beast_peer::socket_type> adopt(beast::tcp_stream& stream) {
     ::close(fd);
     return std::nullopt;
   }
+  out.non_blocking(true, ec);
+  if (ec) {
+    return std::nullopt;
+  }
   return out;
 }
 
@@ -264,7 +291,7 @@ asio::awaitable<void> run_websocket(beast::tcp_stream stream, beast::http::reque
     h.abandoned(a);
     co_return;
   }
-  beast_peer::stream_type ws(std::move(*sock));
+  beast_peer::stream_type ws(frame_socket(std::move(*sock)));
   ws.set_option(websocket::stream_base::timeout{std::chrono::seconds(10), websocket::stream_base::none(), false});
   ws.read_message_max(l.max_message_bytes);
   auto sub = a.subprotocol;

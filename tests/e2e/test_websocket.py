@@ -850,6 +850,40 @@ class SlowConsumer(WsCase):
         else:
             self.assertIn(slow.close_code(), (None, 1008))
 
+    def test_a_ping_while_a_frame_is_half_written_is_answered_after_it(self):
+        # A client that does not read makes the server's socket take a frame
+        # only in part. A ping then makes the server owe a pong; it must come
+        # after the rest of that frame, never inside it. Loopback's large
+        # buffers mostly finish the rest in one write here; the integration
+        # test frame_socket_test forces it into many, with small buffers.
+        s = Server(extra_env={"RATE_LIMIT": "0"})
+        self.addCleanup(s.cleanup)
+        s.start()
+        u = new_user("halfway")
+        api = self.api(s, u)
+        c = self.raw(s, token=s.token(u), rcvbuf=4096)
+        self.assertEqual(c.status, 101)
+        before = metrics(s)["todo_ws_send_backpressure_total"]
+        task = api.create("big")["id"]
+        written = 1
+        # ~57 kB a frame; the socket takes a few MB on loopback.
+        while metrics(s)["todo_ws_send_backpressure_total"] == before:
+            self.assertLess(written, 300, "the socket never filled up")
+            api.patch(task, {"description": ("xy"[written % 2] * 19000) + str(written)})
+            written += 1
+        for i in range(3):  # queued behind the half-written frame
+            api.patch(task, {"description": f"after {i}"})
+            written += 1
+        c.send_frame(9, b"are you there")
+        time.sleep(0.3)
+        eventually(lambda: not c.read_available() or len(c.texts()) >= written, 30, interval=0.02,
+                   what="every frame, read at last")
+        self.assertIsNone(c.ended, "the connection stays open")
+        self.assertIsNone(c.partial, "no frame left half-parsed")
+        self.assertContiguous([f["sequence"] for f in c.texts()], 1, written)
+        self.assertIn((10, b"are you there"), c.frames, "the pong, whole")
+        self.assertEqual([op for op, _ in c.frames if op not in (1, 10)], [], "only text frames and the pong")
+
     # BUG: a resume whose backlog exceeds WS_SEND_QUEUE closes even a client
     # that reads as fast as it can with 1008: the catch-up loop queues a whole
     # page (500 events) at once and reads the next page without waiting for the
