@@ -16,6 +16,8 @@ import unittest
 import urllib.parse
 import uuid
 
+import event_contract
+
 BINARY = os.environ.get("TODO_BINARY", "")
 DATABASE_URL = os.environ.get("TODO_TEST_DATABASE_URL", "")
 PG_BIN = os.environ.get("TODO_PG_BIN", "")
@@ -145,7 +147,9 @@ class Server:
             h["Authorization"] = f"Bearer {token}"
         if (body is not None or kw.get("raw_body") is not None) and "Content-Type" not in h:
             h["Content-Type"] = "application/json"
-        return curl(method, self.url(path), body=body, headers=h, **kw)
+        r = curl(method, self.url(path), body=body, headers=h, **kw)
+        event_contract.check_response(method, path, r.status, r.body)
+        return r
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)

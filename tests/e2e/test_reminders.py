@@ -21,6 +21,7 @@ import unittest
 
 from aiosmtpd.controller import Controller
 
+import event_contract
 from harness import PrivateDatabase, Server, eventually, free_port, new_user, psql, require_environment
 
 
@@ -305,6 +306,7 @@ class Wire(unittest.TestCase):
                         return t, frame
 
         t, frame = asyncio.run(listen())
+        event_contract.check_frames([frame])
         self.assertEqual(frame["subject"], t["id"])
         self.assertEqual(frame["data"]["reminder"]["id"], t["reminders"][0]["id"])
 
