@@ -43,6 +43,14 @@ def _validator():
     return _proc
 
 
+def warm_up():
+    """Starts the validator now, so that its start (compiling the schemas)
+    is not paid inside the first read of a timed test."""
+    with _lock:
+        if os.path.isdir(NODE_MODULES):
+            _validator()
+
+
 @atexit.register
 def _stop():
     if _proc is not None and _proc.poll() is None:
@@ -97,3 +105,6 @@ def check_response(method, path, status, body):
     """An answer of GET /api/v1/events (status and raw body): each item must be a valid event."""
     if method == "GET" and status == 200 and path.split("?")[0] == "/api/v1/events":
         check(json.loads(body)["items"], f"GET {path}")
+
+
+warm_up()
