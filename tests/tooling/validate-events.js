@@ -18,6 +18,7 @@
 const fs = require("fs");
 const path = require("path");
 const readline = require("readline");
+const { isDeepStrictEqual } = require("util");
 const Ajv2020 = require("ajv/dist/2020").default;
 const addFormats = require("ajv-formats").default;
 const { CloudEvent } = require("cloudevents");
@@ -85,7 +86,8 @@ function sdkViolations(event) {
   return out;
 }
 
-// What the schemas cannot say: the subject is the task the data is about.
+// What the schemas cannot say: the subject is the task the data is about,
+// and each change's new value is the task's value after the change.
 function crossFieldViolations(event) {
   const data = event && event.data;
   if (!data || typeof data !== "object" || typeof event.type !== "string") {
@@ -95,6 +97,15 @@ function crossFieldViolations(event) {
   const taskId = data.task && data.task.id;
   if (taskId !== undefined && event.subject !== taskId) {
     out.push(`subject ${JSON.stringify(event.subject)} is not data.task.id ${JSON.stringify(taskId)}`);
+  }
+  const changes = data.changes;
+  if (event.type !== "com.todo.task.deleted" && data.task && changes && typeof changes === "object") {
+    for (const [field, pair] of Object.entries(changes)) {
+      if (Array.isArray(pair) && !isDeepStrictEqual(pair[1], data.task[field])) {
+        out.push(`data.changes.${field}[1] ${JSON.stringify(pair[1])} is not data.task.${field} ` +
+          JSON.stringify(data.task[field]));
+      }
+    }
   }
   const reminderTask = data.reminder && data.reminder.task_id;
   if (reminderTask !== undefined && reminderTask !== taskId) {

@@ -97,6 +97,8 @@ const broken = [
     [/\/data\/task must NOT have additional properties/]],
   ["bad data: created with an old value", (e) => (e.data.changes.title = ["x", "Water the plants"]),
     [/\/data\/changes\/title\/0 must be null/]],
+  ["a change whose new value is not the task's", (e) => (e.data.changes.priority = [null, "low"]),
+    [/data\.changes\.priority\[1\] "low" is not data\.task\.priority "high"/]],
   ["subject is not the task", (e) => (e.subject = "019ad5e4-7c1a-7b3e-9f55-000000000000"),
     [/subject "019ad5e4-7c1a-7b3e-9f55-000000000000" is not data.task.id/]],
 ];
