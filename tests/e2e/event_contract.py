@@ -84,13 +84,24 @@ def check(events, where):
         _valid.update(fresh)
 
 
+# The default topics that carry one family of types (task-updates carries all).
+TOPIC_TYPES = {"task-events": "com.todo.task.", "reminders": "com.todo.reminder."}
+
+
 def check_records(records, topic):
     """Kafka records as kcat -J shows them (value parsed into "value", headers
-    paired in "header_pairs"): structured mode, and a valid event in each."""
+    paired in "header_pairs"): structured mode, keyed by the user, on the
+    topic of their type, and a valid event in each."""
     for r in records:
+        at = f"Kafka topic {topic}: record at partition {r['partition']} offset {r['offset']}"
         if ("content-type", CE_CONTENT_TYPE) not in r["header_pairs"]:
-            raise ContractViolation(f"Kafka topic {topic}: record at partition {r['partition']} offset {r['offset']} "
-                                    f"has no content-type: {CE_CONTENT_TYPE} header: {r['header_pairs']}")
+            raise ContractViolation(f"{at} has no content-type: {CE_CONTENT_TYPE} header: {r['header_pairs']}")
+        value = r["value"]
+        if not isinstance(value, dict) or r.get("key") != value.get("userid"):
+            raise ContractViolation(f"{at}: the key {r.get('key')!r} is not the event's userid")
+        family = TOPIC_TYPES.get(topic)
+        if family and not str(value.get("type")).startswith(family):
+            raise ContractViolation(f"{at}: a {value.get('type')} event; this topic carries {family}* only")
     check([r["value"] for r in records], f"Kafka topic {topic}")
 
 

@@ -34,7 +34,7 @@ class EventContract(unittest.TestCase):
     def test_a_valid_event_passes_everywhere(self):
         event_contract.check([EVENT], "test")
         event_contract.check_frames([EVENT, {"type": "reset", "last_seq": 3}, {"type": "error", "message": "x"}])
-        event_contract.check_records([{"partition": 0, "offset": 0, "value": EVENT,
+        event_contract.check_records([{"partition": 0, "offset": 0, "key": "alice", "value": EVENT,
                                        "header_pairs": [("content-type", "application/cloudevents+json")]}], "t")
         event_contract.check_response("GET", "/api/v1/events?after=0", 200,
                                       b'{"items": [], "last_seq": 0}')
@@ -58,9 +58,19 @@ class EventContract(unittest.TestCase):
                 with self.assertRaises(ContractViolation):
                     event_contract.check([event], "again")
 
-    def test_a_kafka_record_must_be_structured_mode(self):
-        with self.assertRaisesRegex(ContractViolation, "no content-type: application/cloudevents\\+json header"):
-            event_contract.check_records([{"partition": 1, "offset": 4, "value": EVENT, "header_pairs": []}], "t")
+    def test_a_kafka_record_is_structured_keyed_by_user_on_its_topic(self):
+        ce = [("content-type", "application/cloudevents+json")]
+        event_contract.check_records([{"partition": 1, "offset": 4, "key": "alice", "value": EVENT,
+                                       "header_pairs": ce}], "task-updates")
+        cases = [("no content-type", "task-events", {"key": "alice", "header_pairs": []},
+                  "no content-type: application/cloudevents\\+json header"),
+                 ("another key", "task-events", {"key": "bob", "header_pairs": ce}, "the key 'bob' is not"),
+                 ("a task event among reminders", "reminders", {"key": "alice", "header_pairs": ce},
+                  "com.todo.task.deleted event; this topic carries com.todo.reminder.\\* only")]
+        for what, topic, record, message in cases:
+            with self.subTest(what):
+                with self.assertRaisesRegex(ContractViolation, message):
+                    event_contract.check_records([{"partition": 1, "offset": 4, "value": EVENT, **record}], topic)
 
     def test_control_frames_are_not_events_but_everything_else_is(self):
         with self.assertRaises(ContractViolation):
