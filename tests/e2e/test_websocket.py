@@ -156,7 +156,8 @@ class Loop:
 
 
 class Client:
-    """A websockets connection whose reader task records every frame it receives."""
+    """A websockets connection whose reader task records every frame it receives.
+    Closing it checks every event among them against the event contract."""
 
     def __init__(self, loop, ws):
         self.loop = loop
