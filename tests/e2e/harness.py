@@ -17,6 +17,7 @@ import urllib.parse
 import uuid
 
 import contract
+import event_contract
 
 BINARY = os.environ.get("TODO_BINARY", "")
 DATABASE_URL = os.environ.get("TODO_TEST_DATABASE_URL", "")
@@ -150,7 +151,9 @@ class Server:
             h["Authorization"] = f"Bearer {token}"
         if (body is not None or kw.get("raw_body") is not None) and "Content-Type" not in h:
             h["Content-Type"] = "application/json"
-        return curl(method, self.url(path), body=body, headers=h, **kw)
+        r = curl(method, self.url(path), body=body, headers=h, **kw)
+        event_contract.check_response(method, path, r.status, r.body)
+        return r
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)

@@ -20,6 +20,7 @@ import unittest
 import urllib.parse
 import uuid
 
+import event_contract
 from harness import (BINARY, PrivateDatabase, Server, ServerTest, eventually, metrics,
                      new_user, psql, require_environment)
 
@@ -111,6 +112,7 @@ def read_topic(bootstrap, topic, timeout=30):
         rec["value"] = json.loads(rec["payload"])
         out.append(rec)
     out.sort(key=lambda r: (r["partition"], r["offset"]))
+    event_contract.check_records(out, topic)
     return out
 
 

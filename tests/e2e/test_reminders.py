@@ -21,6 +21,7 @@ import unittest
 
 from aiosmtpd.controller import Controller
 
+import event_contract
 from harness import PrivateDatabase, Server, eventually, free_port, new_user, psql, require_environment
 
 
@@ -296,15 +297,19 @@ class Wire(unittest.TestCase):
         self.addCleanup(s.cleanup)
         u = new_user()
 
+        frames = []
+
         async def listen():
             async with websockets.connect(f"ws://127.0.0.1:{s.port}/api/v1/ws?access_token={s.token(u)}") as ws:
                 t = s.post("/api/v1/tasks", {"title": "ring", "reminders": [{"at": stamp(1)}]}, user=u).json()
                 while True:
                     frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    frames.append(frame)
                     if frame["type"] == "com.todo.reminder.due":
                         return t, frame
 
         t, frame = asyncio.run(listen())
+        event_contract.check_frames(frames)
         self.assertEqual(frame["subject"], t["id"])
         self.assertEqual(frame["data"]["reminder"]["id"], t["reminders"][0]["id"])
 

@@ -32,6 +32,7 @@ import urllib.parse
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatusCode
 
+import event_contract
 from harness import (BINARY, SECRET, PrivateDatabase, Server, ServerTest, curl, eventually,
                      metrics, new_user, psql, require_environment)
 
@@ -67,6 +68,7 @@ class Api:
             raise
         if r.getheader("connection", "").lower() == "close":
             self.close()
+        event_contract.check_response(method, path, r.status, raw)
         return r.status, (json.loads(raw) if raw else None)
 
     def create(self, title="a task", **fields):
@@ -154,7 +156,8 @@ class Loop:
 
 
 class Client:
-    """A websockets connection whose reader task records every frame it receives."""
+    """A websockets connection whose reader task records every frame it receives.
+    Closing it checks every event among them against the event contract."""
 
     def __init__(self, loop, ws):
         self.loop = loop
@@ -243,6 +246,7 @@ class Client:
             self.loop.run(close(), 15)
         except Exception:
             pass
+        event_contract.check_frames(self.frames)
 
 
 # ---------------------------------------------------------------------------
@@ -350,6 +354,7 @@ class RawClient:
             self.sock.close()
         except OSError:
             pass
+        event_contract.check_frames(self.texts(), "WebSocket (raw client)")
 
 
 # ---------------------------------------------------------------------------
