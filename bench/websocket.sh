@@ -4,16 +4,16 @@
 # frames delivered per second in total, and memory per idle socket.
 # Loopback only; bounded in time. The steady and idle clients are one Python
 # process (python3-websockets); fan-out and throughput use bench/ws_client
-# (Beast, one thread), since a Python client decoding 1,000 frames at once
+# (C++, an epoll loop reading every socket), since a Python client decoding 1,000 frames at once
 # measures itself. Every client shares the 2 cores with the server, so its
 # own processing time is part of every latency figure.
 #
-# usage: bench/websocket.sh [sockets=1000] [idle=10000] [writes_per_s=100]
+# usage: bench/websocket.sh [sockets=1000] [idle=10000] [writes_per_s=200]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 sockets=${1:-1000}
 idle=${2:-10000}
-rate=${3:-100}
+rate=${3:-200}
 secs=10
 conc=1
 . "$here/common.sh"
@@ -52,7 +52,7 @@ wait "$IDLE_PID" || true
 stop_server
 
 cat <<EOT
-Run: bench/websocket.sh $sockets $idle on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ).
+Run: bench/websocket.sh $sockets $idle $rate on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ).
 
 | measure | result |
 |---|---|

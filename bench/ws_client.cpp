@@ -1,7 +1,8 @@
-// WebSocket load client for bench/websocket.sh: one user's sockets on one
-// thread, so the client's own cost per frame stays small next to the
-// server's. Latency is the receive time minus the event's `time` (set just
-// before commit, millisecond precision), on the same clock.
+// WebSocket load client for bench/websocket.sh: one user's sockets, opened
+// and written to on one thread, read on another by a plain epoll loop, so
+// the client's own cost per frame stays small next to the server's. Latency
+// is the receive time minus the event's `time` (set just before commit,
+// millisecond precision), on the same clock.
 //
 // usage: ws_client PORT TOKEN fanout SOCKETS CHANGES
 //          each change written alone, then waited for on every socket
