@@ -548,13 +548,12 @@ class Sync(ServerTest, WsCase):
         self.assertContiguous(seqs, seqs[0], 6)
         self.assertEqual(c.controls(), [])
 
-    # BUG: an event committed right after the handshake completed can be lost.
-    # hub::opened() runs after the 101 was written and only posts the catch-up,
-    # which reads the user's newest sequence (user_bounds) later: an event
-    # committed in between is taken for history and never sent
-    # (modules/sync/src/hub.cpp opened/apply_bounds: c.last = b->last_seq).
-    # A client that connects and then writes (or whose other tab writes) misses
-    # that event. It is a race: the test tries many times (a few seconds at most).
+    # An event committed right after the handshake completed must arrive. The
+    # stream's start (the user's newest sequence) is fixed in hub::prepare(),
+    # before the 101 is written; when it was read later, by the catch-up
+    # after opened(), an event committed in between was taken for history
+    # and never sent. It is a race: the test tries many times (a few seconds
+    # at most).
     def test_event_committed_right_after_the_handshake_arrives(self):
         deadline = time.monotonic() + 8
         attempt = 0
@@ -889,12 +888,11 @@ class SlowConsumer(WsCase):
         self.assertIn((10, b"are you there"), c.frames, "the pong, whole")
         self.assertEqual([op for op, _ in c.frames if op not in (1, 10)], [], "only text frames and the pong")
 
-    # BUG: a resume whose backlog exceeds WS_SEND_QUEUE closes even a client
-    # that reads as fast as it can with 1008: the catch-up loop queues a whole
-    # page (500 events) at once and reads the next page without waiting for the
-    # queue to drain (modules/sync/src/hub.cpp apply_events/catch_up ->
-    # peer->send for every event). With the defaults (queue 1024) a resume of a
-    # few thousand events is closed as a slow consumer after a few hundred.
+    # A resume whose backlog exceeds WS_SEND_QUEUE must not close a client
+    # that reads as fast as it can: the catch-up loop queues no more than
+    # half the send queue and waits for it to drain
+    # (modules/sync/src/hub.cpp apply_events). When it queued a whole page
+    # (500 events) at once, such a client was closed with 1008.
     def test_resume_of_a_backlog_larger_than_the_queue(self):
         s = self.server
         u = new_user("backlog")
