@@ -277,8 +277,11 @@ class SlowClientsAndSizes(unittest.TestCase):
                 self.assertEqual(r.status, 200)
                 self.assertLess(time.monotonic() - begun, 2.5, "an ordinary request waited for the slow clients")
                 time.sleep(0.2)
-            eventually(lambda: len(closed_at) == len(slow), self.HEADER_TIMEOUT + 8, interval=0.1,
-                       what=f"every slow client cut off (cut: {sorted(closed_at)})")
+            try:
+                eventually(lambda: len(closed_at) == len(slow), self.HEADER_TIMEOUT + 8, interval=0.1)
+            except AssertionError:
+                alive = sorted(set(range(len(slow))) - set(closed_at))
+                raise AssertionError(f"slow clients still open (16: keep-alive, 17: body): {alive}") from None
         finally:
             stop.set()
             t.join(10)
