@@ -117,8 +117,10 @@ const std::vector<option>& options() {
          c.db.url = v;
          return {};
        }},
-      {"DB_POOL_SIZE", "16", "maximum PostgreSQL connections",
-       integer<std::size_t>(1, 1000, [](config& c) -> std::size_t& { return c.db.pool_size; })},
+      // One connection is held by the Kafka relay's lock on the replica that
+      // relays: with one alone, nothing else could ever run.
+      {"DB_POOL_SIZE", "16", "maximum PostgreSQL connections, at least 2 (the Kafka relay keeps one)",
+       integer<std::size_t>(2, 1000, [](config& c) -> std::size_t& { return c.db.pool_size; })},
       {"DB_ACQUIRE_TIMEOUT", "2s", "longest wait for a free connection before answering 503",
        duration([](config& c) -> std::chrono::milliseconds& { return c.db.acquire_timeout; }, std::chrono::milliseconds(1))},
       {"DB_CONNECT_TIMEOUT", "2s", "longest wait to open a connection",

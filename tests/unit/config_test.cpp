@@ -388,12 +388,13 @@ TEST_CASE("load_config: bad limits are one line each, naming the variable", "[co
   env["HTTP_MAX_HEADER"] = "12";
   env["WS_MAX_MESSAGE"] = "100";
   env["DB_MAX_WAITERS"] = "-3";
+  env["DB_POOL_SIZE"] = "1";  // the Kafka relay would hold the only connection
   auto r = load(env);
   INFO(joined(r));
-  CHECK(r.errors.size() == 9);
+  CHECK(r.errors.size() == 10);
   for (const char* name : {"RATE_LIMIT_IP: ", "RATE_LIMIT_IP_BURST: ", "LIMITS_EXEMPT_LOOPBACK: ",
                            "HTTP_MAX_CONNECTIONS: ", "HTTP_MAX_CONNECTIONS_PER_IP: ", "HTTP_MAX_BODY: ",
-                           "HTTP_MAX_HEADER: ", "WS_MAX_MESSAGE: ", "DB_MAX_WAITERS: "}) {
+                           "HTTP_MAX_HEADER: ", "WS_MAX_MESSAGE: ", "DB_MAX_WAITERS: ", "DB_POOL_SIZE: "}) {
     CHECK(has_error_starting(r, name));
   }
 }
