@@ -73,11 +73,20 @@ class Client:
         self.conn.close()
 
 
-def started(extra_env, database_url=None):
-    """A server started without probing it: probes would spend the loopback
-    address's tokens when loopback is not exempt."""
-    server = Server(database_url=database_url, extra_env=extra_env).start(wait_ready=False)
-    eventually(lambda: any(l.get("msg") == "schema ready" for l in server.log_lines()), 30, what="schema ready")
+def started(extra_env, probe=True):
+    """A started server, stopped again if it does not come up (a failed
+    setUpClass has no tearDownClass). Without `probe`, readiness is read
+    from the log: probes would spend the loopback address's tokens when
+    loopback is not exempt."""
+    server = Server(extra_env=extra_env)
+    try:
+        server.start(wait_ready=probe)
+        if not probe:
+            eventually(lambda: any(l.get("msg") == "schema ready" for l in server.log_lines()), 30,
+                       what="schema ready")
+    except BaseException:
+        server.cleanup()
+        raise
     return server
 
 
@@ -95,7 +104,7 @@ class AddressLimits(unittest.TestCase):
         require_environment()
         cls.server = started({"LIMITS_EXEMPT_LOOPBACK": "false", "RATE_LIMIT_IP": "0.01",
                               "RATE_LIMIT_IP_BURST": "20", "HTTP_MAX_CONNECTIONS": "6",
-                              "HTTP_MAX_CONNECTIONS_PER_IP": "3"})
+                              "HTTP_MAX_CONNECTIONS_PER_IP": "3"}, probe=False)
 
     @classmethod
     def tearDownClass(cls):
@@ -219,10 +228,10 @@ class SlowClientsAndSizes(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         require_environment()
-        cls.server = Server(extra_env={
+        cls.server = started({
             "THREADS": "1", "HTTP_HEADER_TIMEOUT": f"{cls.HEADER_TIMEOUT}s", "HTTP_BODY_TIMEOUT": f"{cls.HEADER_TIMEOUT}s",
             "HTTP_IDLE_TIMEOUT": "60s", "HTTP_MAX_BODY": "64KiB", "HTTP_MAX_HEADER": "8KiB", "WS_MAX_MESSAGE": "1KiB",
-            "RATE_LIMIT": "0"}).start()
+            "RATE_LIMIT": "0"})
 
     @classmethod
     def tearDownClass(cls):
@@ -358,8 +367,9 @@ class PoolQueue(unittest.TestCase):
         # the other. Waiters never time out here: only the queue bound sheds.
         server = Server(database_url=db.url, extra_env={
             "DB_POOL_SIZE": "2", "DB_MAX_WAITERS": "2", "DB_ACQUIRE_TIMEOUT": "30s", "DB_STATEMENT_TIMEOUT": "30s",
-            "RATE_LIMIT": "0"}).start()
+            "RATE_LIMIT": "0"})
         self.addCleanup(server.cleanup)
+        server.start()
         before = metrics(server)
 
         # Hold the tasks table from another session: the request on the pool's
