@@ -43,6 +43,28 @@ setter duration(std::function<std::chrono::milliseconds&(config&)> field, std::c
   };
 }
 
+setter size(std::size_t lo, std::size_t hi, std::function<std::size_t&(config&)> field) {
+  return [=](config& c, const std::string& v) -> std::string {
+    std::size_t n = 0;
+    if (!parse_size(v, n) || n < lo || n > hi) {
+      return "must be a size in bytes such as 65536, 64KiB or 1MiB, from " + std::to_string(lo) + " to " +
+             std::to_string(hi);
+    }
+    field(c) = n;
+    return {};
+  };
+}
+
+setter boolean(std::function<bool&(config&)> field) {
+  return [=](config& c, const std::string& v) -> std::string {
+    if (v != "true" && v != "false") {
+      return "must be true or false";
+    }
+    field(c) = v == "true";
+    return {};
+  };
+}
+
 std::string topic(const std::string& v, std::string& out) {
   // Kafka's own rule for topic names.
   if (v.empty() || v.size() > 249 || v == "." || v == "..") {
@@ -95,14 +117,18 @@ const std::vector<option>& options() {
          c.db.url = v;
          return {};
        }},
-      {"DB_POOL_SIZE", "16", "maximum PostgreSQL connections",
-       integer<std::size_t>(1, 1000, [](config& c) -> std::size_t& { return c.db.pool_size; })},
+      // One connection is held by the Kafka relay's lock on the replica that
+      // relays: with one alone, nothing else could ever run.
+      {"DB_POOL_SIZE", "16", "maximum PostgreSQL connections, at least 2 (the Kafka relay keeps one)",
+       integer<std::size_t>(2, 1000, [](config& c) -> std::size_t& { return c.db.pool_size; })},
       {"DB_ACQUIRE_TIMEOUT", "2s", "longest wait for a free connection before answering 503",
        duration([](config& c) -> std::chrono::milliseconds& { return c.db.acquire_timeout; }, std::chrono::milliseconds(1))},
       {"DB_CONNECT_TIMEOUT", "2s", "longest wait to open a connection",
        duration([](config& c) -> std::chrono::milliseconds& { return c.db.connect_timeout; }, std::chrono::milliseconds(1))},
       {"DB_STATEMENT_TIMEOUT", "5s", "statement_timeout of every connection",
        duration([](config& c) -> std::chrono::milliseconds& { return c.db.statement_timeout; }, std::chrono::milliseconds(1))},
+      {"DB_MAX_WAITERS", "256", "callers that may wait for a connection; beyond them requests get 503 at once (0 = none wait)",
+       integer<std::size_t>(0, 1'000'000, [](config& c) -> std::size_t& { return c.db.max_waiters; })},
       {"KAFKA_BROKERS", "embedded", "Kafka bootstrap servers, or embedded for the in-process broker",
        [](config& c, const std::string& v) -> std::string {
          c.kafka.brokers = v;
@@ -165,6 +191,28 @@ const std::vector<option>& options() {
        [](config& c, const std::string& v) -> std::string {
          return parse_rate(v, 1, 1e7, c.limits.user_burst) ? std::string{} : "must be a number from 1 to 10000000";
        }},
+      {"RATE_LIMIT_IP", "1000", "requests a second per client address (IPv6: per /64), sustained (0 = unlimited)",
+       [](config& c, const std::string& v) -> std::string {
+         return parse_rate(v, 0, 1e6, c.limits.ip_rate) ? std::string{} : "must be a number from 0 to 1000000";
+       }},
+      {"RATE_LIMIT_IP_BURST", "2000", "requests one client address may send at once before RATE_LIMIT_IP applies",
+       [](config& c, const std::string& v) -> std::string {
+         return parse_rate(v, 1, 1e7, c.limits.ip_burst) ? std::string{} : "must be a number from 1 to 10000000";
+       }},
+      {"LIMITS_EXEMPT_LOOPBACK", "true",
+       "per-address limits skip loopback clients (the Dapr sidecar, kubectl port-forward)",
+       boolean([](config& c) -> bool& { return c.http.loopback_exempt; })},
+      {"HTTP_MAX_CONNECTIONS", "20000", "open connections in all, WebSockets included; more are answered 503 and closed",
+       integer<std::size_t>(1, 10'000'000, [](config& c) -> std::size_t& { return c.http.max_connections; })},
+      {"HTTP_MAX_CONNECTIONS_PER_IP", "1000",
+       "open connections per client address (IPv6: per /64); more are answered 429 and closed",
+       integer<std::size_t>(1, 10'000'000, [](config& c) -> std::size_t& { return c.http.max_connections_per_ip; })},
+      {"HTTP_MAX_BODY", "1MiB", "largest request body (then 413)",
+       size(1024, 1024 * 1024 * 1024, [](config& c) -> std::size_t& { return c.http.max_body_bytes; })},
+      {"HTTP_MAX_HEADER", "16KiB", "largest request line and headers (then 400)",
+       size(1024, 1024 * 1024, [](config& c) -> std::size_t& { return c.http.max_header_bytes; })},
+      {"WS_MAX_MESSAGE", "64KiB", "largest WebSocket message a client may send (then closed with 1009)",
+       size(125, 64 * 1024 * 1024, [](config& c) -> std::size_t& { return c.websocket.max_message_bytes; })},
       {"WS_MAX_PER_USER", "20", "WebSocket connections one user may hold (then 429)",
        integer<std::size_t>(1, 100'000, [](config& c) -> std::size_t& { return c.websocket.max_per_user; })},
       {"WS_MAX_CONNECTIONS", "10000", "WebSocket connections in all (then 429)",
@@ -182,13 +230,7 @@ const std::vector<option>& options() {
       {"HTTP_IDLE_TIMEOUT", "60s", "keep-alive connections idle longer are closed",
        duration([](config& c) -> std::chrono::milliseconds& { return c.http.idle_timeout; }, std::chrono::milliseconds(1))},
       {"WEBHOOK_ALLOW_INSECURE", "false", "local and test use only: allow http:// and loopback/private webhook targets",
-       [](config& c, const std::string& v) -> std::string {
-         if (v != "true" && v != "false") {
-           return "must be true or false";
-         }
-         c.notify.webhook_allow_insecure = v == "true";
-         return {};
-       }},
+       boolean([](config& c) -> bool& { return c.notify.webhook_allow_insecure; })},
       {"SMTP_URL", "(unset)",
        "reminder e-mail server: smtp://[user:pass@]host:587 (STARTTLS when offered) or smtps://host:465",
        [](config& c, const std::string& v) -> std::string {
@@ -298,6 +340,32 @@ bool parse_duration(std::string_view s, std::chrono::milliseconds& out) {
     total += n * unit;
   }
   out = std::chrono::milliseconds(total);
+  return true;
+}
+
+bool parse_size(std::string_view s, std::size_t& out) {
+  std::uint64_t n = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (ec != std::errc{} || p == s.data()) {
+    return false;
+  }
+  std::string_view unit(p, static_cast<std::size_t>(s.data() + s.size() - p));
+  std::uint64_t scale = 0;
+  if (unit.empty() || unit == "B") {
+    scale = 1;
+  } else if (unit == "KiB") {
+    scale = 1024;
+  } else if (unit == "MiB") {
+    scale = 1024 * 1024;
+  } else if (unit == "GiB") {
+    scale = 1024 * 1024 * 1024;
+  } else {
+    return false;
+  }
+  if (n > UINT64_MAX / scale || n * scale > SIZE_MAX) {
+    return false;
+  }
+  out = static_cast<std::size_t>(n * scale);
   return true;
 }
 

@@ -34,6 +34,8 @@ struct pool::impl {
         blocking(1),
         acquire_timeouts(m.get_counter("todo_db_pool_acquire_timeouts_total",
                                        "Callers that waited for a database connection past their deadline")),
+        rejected(m.get_counter("todo_db_pool_rejected_total",
+                               "Callers refused at once because DB_MAX_WAITERS callers were already waiting")),
         connect_failures(m.get_counter("todo_db_connect_failures_total", "Failed attempts to open a database connection")),
         acquire_wait(m.get_histogram("todo_db_pool_acquire_seconds", "Time to obtain a database connection")),
         query_time(m.get_histogram("todo_db_execute_seconds", "Round trip of one pipeline to the database")) {}
@@ -42,6 +44,7 @@ struct pool::impl {
   pool_options opt;
   asio::thread_pool blocking;
   metrics::counter& acquire_timeouts;
+  metrics::counter& rejected;
   metrics::counter& connect_failures;
   metrics::histogram& acquire_wait;
   metrics::histogram& query_time;
@@ -112,8 +115,13 @@ asio::awaitable<boost::system::result<lease>> pool::acquire() {
       } else if (m.open < m.opt.size) {
         ++m.open;
         open_new = true;
+      } else if (m.waiters.size() >= m.opt.max_waiters) {
+        // Shed at once: the queue is as long as the pool may drain in time.
+        m.rejected.inc();
+        co_return make_error_code(errc::timeout);
       } else {
-        w = std::make_shared<waiter>(co_await asio::this_coro::executor, until);
+        auto ex = co_await asio::this_coro::executor;
+        w = std::make_shared<waiter>(ex, until);
         m.waiters.push_back(w);
       }
     }

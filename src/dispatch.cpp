@@ -38,7 +38,17 @@ std::int64_t steady_ms() {
 
 dispatcher::dispatcher(const router& r, const jwt::verifier& v, metrics::registry& m,
                        const std::atomic<bool>* api_ready, std::function<std::int64_t()> clock)
-    : router_(r), verifier_(v), metrics_(m), api_ready_(api_ready), clock_(std::move(clock)) {
+    : router_(r),
+      verifier_(v),
+      metrics_(m),
+      api_ready_(api_ready),
+      rate_user_rejections_(m.get_counter("todo_http_rejections_total",
+                                          "Requests and connections refused by a limit, by reason",
+                                          metrics::label("reason", "rate_user"))),
+      rate_ip_rejections_(m.get_counter("todo_http_rejections_total",
+                                        "Requests and connections refused by a limit, by reason",
+                                        metrics::label("reason", "rate_ip"))),
+      clock_(std::move(clock)) {
   if (!clock_) {
     clock_ = [] {
       return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -55,8 +65,27 @@ std::variant<std::string, http::response> dispatcher::authenticate(std::string_v
   return std::move(claims->sub);
 }
 
+std::optional<http::response> dispatcher::limit_address(const http::request& req) const {
+  if (address_limiter_ == nullptr || !address_limiter_->enabled() ||
+      (loopback_exempt_ && is_loopback(req.remote_address))) {
+    return std::nullopt;
+  }
+  auto wait = address_limiter_->admit(address_key(req.remote_address), steady_ms());
+  if (!wait) {
+    return std::nullopt;
+  }
+  rate_ip_rejections_.inc();
+  auto r = problem(errc::rate_limited, "Too many requests from this address; slow down");
+  r.set("retry-after", std::to_string(*wait));
+  return r;
+}
+
 std::optional<http::response> dispatcher::screen(const http::request& req, const router::match& m,
                                                  std::string& user) const {
+  // Before authentication: a flood of bad tokens costs no signature checks.
+  if (auto refused = limit_address(req)) {
+    return refused;
+  }
   // Everything under /api/ authenticates before routing answers, so that
   // unknown routes do not reveal which paths exist to anonymous callers; a
   // user route elsewhere authenticates too, so its access flag holds.
@@ -73,6 +102,7 @@ std::optional<http::response> dispatcher::screen(const http::request& req, const
     user = std::move(std::get<std::string>(who));
     if (limiter_ != nullptr) {
       if (auto wait = limiter_->admit(user, steady_ms())) {
+        rate_user_rejections_.inc();
         auto r = problem(errc::rate_limited, "Too many requests for this user; slow down");
         r.set("retry-after", std::to_string(*wait));
         return r;

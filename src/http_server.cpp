@@ -2,7 +2,9 @@
 
 #include "todo/dispatch.hpp"
 #include "todo/log.hpp"
+#include "todo/metrics.hpp"
 #include "todo/problem.hpp"
+#include "todo/rate_limit.hpp"
 #include "todo/websocket.hpp"
 #include "websocket_session.hpp"
 
@@ -23,6 +25,7 @@
 #include <map>
 #include <optional>
 #include <mutex>
+#include <unordered_map>
 
 namespace todo {
 
@@ -32,8 +35,9 @@ namespace bhttp = beast::http;
 using tcp = asio::ip::tcp;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-// Shared by the acceptor and every session. The session map is guarded by
-// `mu`; each stream is only touched on its own session's strand.
+// Shared by the acceptor and every session. The session map and the
+// per-address counts are guarded by `mu`; each stream is only touched on its
+// own session's strand.
 struct http_server::state {
   asio::io_context& ioc;
   http_config cfg;
@@ -46,7 +50,30 @@ struct http_server::state {
     beast::tcp_stream* stream;
     bool busy;
     std::weak_ptr<ws::peer> websocket;  // set once upgraded
+    std::string address_key;            // counted in per_address; empty: not counted
   };
+
+  // Limits refused, by reason (todo_http_rejections_total).
+  struct rejections {
+    explicit rejections(metrics::registry& m)
+        : connections(get(m, "connections")),
+          connections_per_ip(get(m, "connections_per_ip")),
+          header_timeout(get(m, "header_timeout")),
+          body_timeout(get(m, "body_timeout")),
+          header_too_large(get(m, "header_too_large")),
+          body_too_large(get(m, "body_too_large")) {}
+    static metrics::counter& get(metrics::registry& m, std::string_view reason) {
+      return m.get_counter("todo_http_rejections_total", "Requests and connections refused by a limit, by reason",
+                           metrics::label("reason", reason));
+    }
+    metrics::counter& connections;
+    metrics::counter& connections_per_ip;
+    metrics::counter& header_timeout;
+    metrics::counter& body_timeout;
+    metrics::counter& header_too_large;
+    metrics::counter& body_too_large;
+  };
+  rejections rejected;
 
   std::string ws_path;
   ws::handler* ws_handler = nullptr;
@@ -55,8 +82,25 @@ struct http_server::state {
   mutable std::mutex mu;
   std::uint64_t next_id = 0;
   std::map<std::uint64_t, session_entry> sessions;
+  std::unordered_map<std::string, std::size_t> per_address;
 
-  state(asio::io_context& i, const http_config& c, dispatcher& d) : ioc(i), cfg(c), dispatch(d), acceptor(i) {}
+  state(asio::io_context& i, const http_config& c, dispatcher& d, metrics::registry& m)
+      : ioc(i), cfg(c), dispatch(d), acceptor(i), rejected(m) {}
+
+  // Erases a finished session and uncounts its address.
+  void forget(std::uint64_t id) {
+    std::lock_guard lock(mu);
+    auto it = sessions.find(id);
+    if (it == sessions.end()) {
+      return;
+    }
+    if (!it->second.address_key.empty()) {
+      if (auto a = per_address.find(it->second.address_key); a != per_address.end() && --a->second == 0) {
+        per_address.erase(a);
+      }
+    }
+    sessions.erase(it);
+  }
 
   void set_busy(std::uint64_t id, bool busy) {
     std::lock_guard lock(mu);
@@ -132,13 +176,13 @@ asio::awaitable<void> refuse(beast::tcp_stream& stream, http::response res, unsi
 // After refusing a body we did not read: stop sending, then read and drop
 // what the client is still sending for a moment, so that it reads our answer
 // instead of a connection reset.
-asio::awaitable<void> linger(beast::tcp_stream& stream) {
+asio::awaitable<void> linger(beast::tcp_stream& stream, std::size_t max_body) {
   boost::system::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
   stream.expires_after(std::chrono::seconds(2));
   std::array<char, 16 * 1024> sink;
   std::size_t total = 0;
-  while (total < 4 * max_body_bytes) {
+  while (total < 4 * max_body) {
     auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), use_tuple);
     if (ec) {
       break;
@@ -169,22 +213,33 @@ asio::awaitable<void> websocket_session(beast::tcp_stream stream, bhttp::request
   auto run = ws::run_websocket(std::move(stream), std::move(req), *st->ws_handler, std::move(admitted), *st->ws_limits,
                                *st->ws_metrics, std::move(opened));
   co_await std::move(run);
-  std::lock_guard lock(st->mu);
-  st->sessions.erase(id);
+  st->forget(id);
 }
 
-asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<http_server::state> st) {
-  beast::tcp_stream stream(std::move(socket));
-  boost::system::error_code ep_ec;
-  auto ep = stream.socket().remote_endpoint(ep_ec);
-  std::string remote = ep_ec ? std::string{} : ep.address().to_string();
+// "1 MiB", "64 KiB", "1000 bytes": for problem details.
+std::string describe_size(std::size_t n) {
+  if (n % (1024 * 1024) == 0) {
+    return std::to_string(n / (1024 * 1024)) + " MiB";
+  }
+  if (n % 1024 == 0) {
+    return std::to_string(n / 1024) + " KiB";
+  }
+  return std::to_string(n) + " bytes";
+}
 
-  std::uint64_t id = 0;
+// Serves one connection, already registered as session `id` by the acceptor.
+asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<http_server::state> st, std::uint64_t id,
+                              std::string remote) {
+  beast::tcp_stream stream(std::move(socket));
   {
     std::lock_guard lock(st->mu);
-    id = st->next_id++;
-    st->sessions[id] = {stream.get_executor(), &stream, false, {}};
+    if (auto it = st->sessions.find(id); it != st->sessions.end()) {
+      it->second.stream = &stream;
+    }
   }
+  const auto accepted = std::chrono::steady_clock::now();
+  const std::size_t max_body = st->cfg.max_body_bytes;
+  const std::string too_large = "The body must not exceed " + describe_size(max_body);
   beast::flat_buffer buffer;
   bool first = true;
   for (;;) {
@@ -192,27 +247,48 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<http_server::s
       break;
     }
     bhttp::request_parser<bhttp::string_body> parser;
-    parser.header_limit(16 * 1024);
-    parser.body_limit(max_body_bytes);
-    stream.expires_after(first && buffer.size() == 0 ? st->cfg.header_timeout : st->cfg.idle_timeout);
+    parser.header_limit(static_cast<std::uint32_t>(st->cfg.max_header_bytes));
+    parser.body_limit(max_body);
+    // HTTP_HEADER_TIMEOUT bounds the whole head, however slowly it trickles
+    // in: from the accept for the first request, from its first byte for a
+    // later one (until that byte, the keep-alive idle timeout applies).
+    auto header_deadline = accepted + st->cfg.header_timeout;
+    if (!first) {
+      if (buffer.size() == 0) {
+        stream.expires_after(st->cfg.idle_timeout);
+        auto [iec, in] = co_await stream.async_read_some(buffer.prepare(4096), use_tuple);
+        if (iec) {
+          break;  // idle past the timeout, closed by the client, or drained
+        }
+        buffer.commit(in);
+      }
+      header_deadline = std::chrono::steady_clock::now() + st->cfg.header_timeout;
+    }
     first = false;
+    stream.expires_at(header_deadline);
     auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, use_tuple);
     if (ec == bhttp::error::body_limit) {
       // Content-Length over the limit: refused before a byte of the body.
-      auto res = problem(errc::payload_too_large, "The body must not exceed 1 MiB");
+      st->rejected.body_too_large.inc();
+      auto res = problem(errc::payload_too_large, too_large);
       co_await refuse(stream, std::move(res), 11);
-      co_await linger(stream);
+      co_await linger(stream, max_body);
       break;
     }
     if (ec == bhttp::error::header_limit) {
-      auto res = problem(errc::bad_request, "Request headers exceed 16 KiB");
+      st->rejected.header_too_large.inc();
+      auto res = problem(errc::bad_request, "Request headers exceed " + describe_size(st->cfg.max_header_bytes));
       co_await refuse(stream, std::move(res), 11);
       break;
     }
+    if (ec == beast::error::timeout) {
+      st->rejected.header_timeout.inc();
+      break;
+    }
     if (ec) {
-      // EOF, reset, timeout, cancelled by the drain: nothing to answer.
-      if (ec != bhttp::error::end_of_stream && ec != asio::error::eof && ec != beast::error::timeout &&
-          ec != asio::error::operation_aborted && ec != asio::error::connection_reset) {
+      // EOF, reset, cancelled by the drain: nothing to answer.
+      if (ec != bhttp::error::end_of_stream && ec != asio::error::eof && ec != asio::error::operation_aborted &&
+          ec != asio::error::connection_reset) {
         auto res = problem(errc::bad_request, "Malformed HTTP request");
         co_await refuse(stream, std::move(res), 11);
       }
@@ -221,10 +297,11 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<http_server::s
     st->set_busy(id, true);
     auto& header = parser.get();
     unsigned version = header.version();
-    if (auto len = parser.content_length(); len && *len > max_body_bytes) {
-      auto res = problem(errc::payload_too_large, "The body must not exceed 1 MiB");
+    if (auto len = parser.content_length(); len && *len > max_body) {
+      st->rejected.body_too_large.inc();
+      auto res = problem(errc::payload_too_large, too_large);
       co_await refuse(stream, std::move(res), version);
-      co_await linger(stream);
+      co_await linger(stream, max_body);
       break;
     }
     if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
@@ -234,9 +311,14 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<http_server::s
     stream.expires_after(st->cfg.body_timeout);
     auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, use_tuple);
     if (rec == bhttp::error::body_limit) {
-      auto res = problem(errc::payload_too_large, "The body must not exceed 1 MiB");
+      st->rejected.body_too_large.inc();
+      auto res = problem(errc::payload_too_large, too_large);
       co_await refuse(stream, std::move(res), version);
-      co_await linger(stream);
+      co_await linger(stream, max_body);
+      break;
+    }
+    if (rec == beast::error::timeout) {
+      st->rejected.body_timeout.inc();
       break;
     }
     if (rec) {
@@ -247,6 +329,10 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<http_server::s
         std::string_view(req.target()).substr(0, std::string_view(req.target()).find('?')) == st->ws_path) {
       auto copy = req;
       auto plain = to_plain(std::move(copy), remote);
+      if (auto limited = st->dispatch.limit_address(plain)) {
+        co_await refuse(stream, std::move(*limited), version);
+        break;
+      }
       auto verdict = st->ws_handler->admit(plain);
       if (auto* refused = std::get_if<http::response>(&verdict)) {
         co_await refuse(stream, std::move(*refused), version);
@@ -282,11 +368,47 @@ asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<http_server::s
   }
   boost::system::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  std::lock_guard lock(st->mu);
-  st->sessions.erase(id);
+  st->forget(id);
+}
+
+// The whole answer to a connection refused at accept, as bytes.
+std::string refusal_bytes(http::response res) {
+  auto msg = to_beast(std::move(res), 11, false, false);
+  std::string out = "HTTP/1.1 " + std::to_string(msg.result_int()) + " " + std::string(msg.reason()) + "\r\n";
+  for (const auto& f : msg) {
+    out += std::string(f.name_string()) + ": " + std::string(f.value()) + "\r\n";
+  }
+  out += "\r\n" + msg.body();
+  return out;
+}
+
+// Over a connection limit: answer and close at once, on the acceptor's
+// thread, without a session. The socket is fresh, so the short answer fits
+// its send buffer; whatever the client already sent is read first, so the
+// close does not turn into a reset that could destroy the answer.
+template <class Socket>
+void turn_away(Socket& socket, const std::string& answer) {
+  boost::system::error_code ec;
+  socket.non_blocking(true, ec);
+  socket.write_some(asio::buffer(answer), ec);
+  socket.shutdown(Socket::shutdown_send, ec);
+  std::array<char, 4096> sink;
+  for (int i = 0; i < 16 && !ec; ++i) {
+    socket.read_some(asio::buffer(sink), ec);
+  }
+  socket.close(ec);
 }
 
 asio::awaitable<void> accept_loop(std::shared_ptr<http_server::state> st) {
+  const auto full = [] {
+    auto r = problem(errc::unavailable, "The server holds as many connections as it may; try again shortly");
+    return refusal_bytes(std::move(r));
+  }();
+  const auto full_for_address = [] {
+    auto r = problem(errc::rate_limited, "Too many open connections from this address");
+    r.set("retry-after", "1");
+    return refusal_bytes(std::move(r));
+  }();
   for (;;) {
     auto [ec, socket] = co_await st->acceptor.async_accept(asio::make_strand(st->ioc), use_tuple);
     if (ec == asio::error::operation_aborted || !st->acceptor.is_open()) {
@@ -299,16 +421,59 @@ asio::awaitable<void> accept_loop(std::shared_ptr<http_server::state> st) {
       co_await t.async_wait(use_tuple);
       continue;
     }
+    auto ep = socket.remote_endpoint(ec);
+    std::string remote = ec ? std::string{} : ep.address().to_string();
+    std::string key;
+    if (!remote.empty() && !(st->cfg.loopback_exempt && is_loopback(remote))) {
+      key = address_key(remote);
+    }
+    // Counted here, before the session exists, so that a burst of accepts
+    // cannot pass the limits between the check and the session's start.
+    std::uint64_t id = 0;
+    const std::string* refusal = nullptr;
+    {
+      std::lock_guard lock(st->mu);
+      if (st->sessions.size() >= st->cfg.max_connections) {
+        st->rejected.connections.inc();
+        refusal = &full;
+      } else if (!key.empty() && st->per_address[key] >= st->cfg.max_connections_per_ip) {
+        st->rejected.connections_per_ip.inc();
+        refusal = &full_for_address;
+      } else {
+        if (!key.empty()) {
+          ++st->per_address[key];
+        }
+        id = st->next_id++;
+        st->sessions[id] = {socket.get_executor(), nullptr, false, {}, key};
+      }
+      if (refusal != nullptr && !key.empty() && st->per_address[key] == 0) {
+        st->per_address.erase(key);  // created by the lookup above
+      }
+    }
+    if (refusal != nullptr) {
+      turn_away(socket, *refusal);
+      continue;
+    }
     socket.set_option(tcp::no_delay(true), ec);
     auto ex = socket.get_executor();
-    asio::co_spawn(ex, session(std::move(socket), st), session_ended);
+    asio::co_spawn(ex, session(std::move(socket), st, id, std::move(remote)), session_ended);
   }
 }
 
 }  // namespace
 
-http_server::http_server(asio::io_context& ioc, const http_config& cfg, dispatcher& d)
-    : state_(std::make_shared<state>(ioc, cfg, d)) {}
+http_server::http_server(asio::io_context& ioc, const http_config& cfg, dispatcher& d, metrics::registry& m)
+    : state_(std::make_shared<state>(ioc, cfg, d, m)) {
+  std::weak_ptr<state> weak = state_;
+  m.add_gauge("todo_http_connections", "Open HTTP connections, WebSockets included", {}, [weak]() -> double {
+    auto st = weak.lock();
+    if (!st) {
+      return 0;
+    }
+    std::lock_guard lock(st->mu);
+    return static_cast<double>(st->sessions.size());
+  });
+}
 
 http_server::~http_server() = default;
 

@@ -160,6 +160,7 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
                                    {.conninfo = cfg.db.url,
                                     .size = cfg.db.pool_size,
                                     .acquire_timeout = cfg.db.acquire_timeout,
+                                    .max_waiters = cfg.db.max_waiters,
                                     .connect_timeout = cfg.db.connect_timeout,
                                     .statement_timeout = cfg.db.statement_timeout},
                                    metrics);
@@ -205,10 +206,13 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
   todo::dispatcher dispatch(routes, *verifier, metrics, &schema_ready);
   todo::rate_limiter user_limiter(cfg.limits.user_rate, cfg.limits.user_burst);
   dispatch.limit_users(&user_limiter);
-  todo::http_server server(ioc, cfg.http, dispatch);
+  todo::rate_limiter address_limiter(cfg.limits.ip_rate, cfg.limits.ip_burst);
+  dispatch.limit_addresses(&address_limiter, cfg.http.loopback_exempt);
+  todo::http_server server(ioc, cfg.http, dispatch, metrics);
   if (app.websocket) {
     server.serve_websocket("/api/v1/ws", *app.websocket,
                            {.max_queued_frames = cfg.websocket.send_queue,
+                            .max_message_bytes = cfg.websocket.max_message_bytes,
                             .ping_interval = cfg.websocket.ping_interval,
                             .pong_timeout = cfg.websocket.pong_timeout},
                            metrics);

@@ -324,7 +324,12 @@ asio::awaitable<void> run_websocket(beast::tcp_stream stream, beast::http::reque
     buffer.clear();
     auto [rec, n] = co_await self->stream().async_read(buffer, use_tuple);
     if (rec) {
-      // message_too_big: Beast has already closed with 1009.
+      if (rec == websocket::error::message_too_big) {
+        // Beast has already closed with 1009.
+        m.get_counter("todo_http_rejections_total", "Requests and connections refused by a limit, by reason",
+                      metrics::label("reason", "ws_message_too_big"))
+            .inc();
+      }
       break;
     }
     self->pong();  // any frame shows the client is alive

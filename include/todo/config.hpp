@@ -19,6 +19,11 @@ struct http_config {
   std::chrono::milliseconds body_timeout{30'000};    // to receive its body
   std::chrono::milliseconds idle_timeout{60'000};    // keep-alive between requests
   std::chrono::milliseconds drain_timeout{10'000};   // SIGTERM: finish in-flight work
+  std::size_t max_body_bytes = 1024 * 1024;          // larger bodies: 413
+  std::size_t max_header_bytes = 16 * 1024;          // larger request heads: 400
+  std::size_t max_connections = 20'000;              // open connections, WebSockets included; then 503
+  std::size_t max_connections_per_ip = 1000;         // per client address (IPv6: per /64); then 429
+  bool loopback_exempt = true;                       // per-address limits skip 127.0.0.0/8 and ::1
 };
 
 struct db_config {
@@ -27,6 +32,7 @@ struct db_config {
   std::chrono::milliseconds acquire_timeout{2000};
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds statement_timeout{5000};
+  std::size_t max_waiters = 256;  // callers queued for a connection; more: 503 at once
 };
 
 struct auth_config {
@@ -49,6 +55,7 @@ struct websocket_config {
   std::size_t max_per_user = 20;
   std::size_t max_connections = 10'000;
   std::size_t send_queue = 1024;  // frames; a connection behind by more is closed (1008)
+  std::size_t max_message_bytes = 64 * 1024;  // a larger client message closes the connection (1009)
   std::chrono::milliseconds ping_interval{20'000};
   std::chrono::milliseconds pong_timeout{60'000};
 };
@@ -56,6 +63,8 @@ struct websocket_config {
 struct limits_config {
   double user_rate = 100;   // requests a second per user; 0 = unlimited
   double user_burst = 200;  // bucket size
+  double ip_rate = 1000;    // requests a second per client address (IPv6: per /64); 0 = unlimited
+  double ip_burst = 2000;
 };
 
 struct notify_config {
@@ -103,5 +112,7 @@ std::string config_help();
 
 // "250ms", "30s", "5m", "24h", "1h30m" → milliseconds; false if malformed.
 bool parse_duration(std::string_view s, std::chrono::milliseconds& out);
+// "65536", "64KiB", "1MiB" → bytes; false if malformed.
+bool parse_size(std::string_view s, std::size_t& out);
 
 }  // namespace todo

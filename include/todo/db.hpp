@@ -29,7 +29,7 @@ namespace asio = boost::asio;
 
 enum class errc {
   unavailable = 1,   // cannot connect, connection lost, server shutting down
-  timeout,           // pool exhausted past its deadline, or a statement timed out
+  timeout,           // pool exhausted past its deadline or with its queue full, or a statement timed out
   unique_violation,  // SQLSTATE 23505
   serialization,     // SQLSTATE 40001 / 40P01
   failed,            // any other server error: a bug in our SQL or data
@@ -85,6 +85,10 @@ struct pool_options {
   std::string conninfo;
   std::size_t size = 8;
   std::chrono::milliseconds acquire_timeout{2000};
+  // Callers that may wait for a connection at once. Each holds its request
+  // (up to a whole body) while it waits: beyond this, excess load is refused
+  // at once instead of queueing memory it will time out on anyway.
+  std::size_t max_waiters = 256;
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds statement_timeout{5000};
   std::string application_name = "todo-server";

@@ -16,6 +16,7 @@ class verifier;
 }
 namespace todo::metrics {
 class registry;
+class counter;
 }
 
 namespace todo {
@@ -31,6 +32,15 @@ class dispatcher {
 
   // Authenticated requests beyond the user's rate answer 429 (optional).
   void limit_users(rate_limiter* l) { limiter_ = l; }
+  // Every request beyond its client address's rate answers 429, before
+  // authentication (optional). Loopback clients pass when `loopback_exempt`.
+  void limit_addresses(rate_limiter* l, bool loopback_exempt) {
+    address_limiter_ = l;
+    loopback_exempt_ = loopback_exempt;
+  }
+  // The 429 to answer when `req`'s address is over its rate; the server asks
+  // this for WebSocket upgrades too, which do not pass through handle().
+  std::optional<http::response> limit_address(const http::request& req) const;
 
   // Never throws: a handler's exception becomes a logged 500.
   boost::asio::awaitable<http::response> handle(http::request req);
@@ -46,7 +56,11 @@ class dispatcher {
   const jwt::verifier& verifier_;
   metrics::registry& metrics_;
   const std::atomic<bool>* api_ready_;
+  metrics::counter& rate_user_rejections_;
+  metrics::counter& rate_ip_rejections_;
   rate_limiter* limiter_ = nullptr;
+  rate_limiter* address_limiter_ = nullptr;
+  bool loopback_exempt_ = true;
   std::function<std::int64_t()> clock_;
 };
 

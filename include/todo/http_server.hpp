@@ -1,7 +1,8 @@
 #pragma once
 // HTTP/1.1 on Boost.Beast: keep-alive, pipelining (answered in order),
 // header/body/idle deadlines, a body limit enforced before the body is read,
-// and a graceful drain.
+// caps on open connections (in all and per client address), and a graceful
+// drain.
 #include "todo/config.hpp"
 
 #include <cstdint>
@@ -25,7 +26,8 @@ class registry;
 
 class http_server {
  public:
-  http_server(boost::asio::io_context& ioc, const http_config& cfg, dispatcher& d);
+  // `m` receives todo_http_rejections_total.
+  http_server(boost::asio::io_context& ioc, const http_config& cfg, dispatcher& d, metrics::registry& m);
   ~http_server();
 
   // Binds and starts accepting; returns the bound port (useful with PORT=0).
@@ -45,7 +47,5 @@ class http_server {
  private:
   std::shared_ptr<state> state_;
 };
-
-inline constexpr std::size_t max_body_bytes = 1024 * 1024;
 
 }  // namespace todo

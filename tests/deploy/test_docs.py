@@ -19,6 +19,16 @@ class Operations(unittest.TestCase):
         self.assertEqual(set(settings()) - table, set(), "settings of todo-server --help missing from the table")
         self.assertEqual(table - set(settings()), set(), "documented settings the binary does not have")
 
+    def test_every_limit_is_a_setting(self):
+        section = re.search(r"^## Limits\n(.*?)^## ", operations(), re.M | re.S).group(1)
+        rows = re.findall(r"^\| (`[A-Z].*?) \|", section, re.M)
+        self.assertGreaterEqual(len(rows), 10)
+        named = {n for row in rows for n in re.findall(r"`([A-Z][A-Z0-9_]*)`", row)}
+        self.assertEqual(named - set(settings()), set(), "limits the binary does not have")
+        not_client_limits = {"DRAIN_TIMEOUT", "DB_CONNECT_TIMEOUT", "REMINDER_MAX_ATTEMPTS", "LIMITS_EXEMPT_LOOPBACK"}
+        limits = {s for s in settings() if re.search(r"(LIMIT|MAX|TIMEOUT|QUEUE)", s)} - not_client_limits
+        self.assertEqual(limits - named, set(), "settings that limit clients missing from the limits table")
+
     def test_every_alert_is_explained(self):
         alerts = {r["alert"] for g in prometheus_rules()["spec"]["groups"] for r in g["rules"] if "alert" in r}
         for a in sorted(alerts):

@@ -332,3 +332,87 @@ TEST_CASE("config_help lists every variable and its flag", "[config]") {
   }
   CHECK(help.find("8080") != std::string::npos);  // defaults are shown
 }
+
+TEST_CASE("load_config: every limit has a default and a variable", "[config][limits]") {
+  auto d = load(minimal());
+  INFO(joined(d));
+  REQUIRE(d.errors.empty());
+  CHECK(d.cfg.limits.ip_rate == 1000);
+  CHECK(d.cfg.limits.ip_burst == 2000);
+  CHECK(d.cfg.http.loopback_exempt);
+  CHECK(d.cfg.http.max_connections == 20'000);
+  CHECK(d.cfg.http.max_connections_per_ip == 1000);
+  CHECK(d.cfg.http.max_body_bytes == 1024 * 1024);
+  CHECK(d.cfg.http.max_header_bytes == 16 * 1024);
+  CHECK(d.cfg.websocket.max_message_bytes == 64 * 1024);
+  CHECK(d.cfg.db.max_waiters == 256);
+
+  auto env = minimal();
+  env["RATE_LIMIT_IP"] = "2.5";
+  env["RATE_LIMIT_IP_BURST"] = "7";
+  env["LIMITS_EXEMPT_LOOPBACK"] = "false";
+  env["HTTP_MAX_CONNECTIONS"] = "50";
+  env["HTTP_MAX_CONNECTIONS_PER_IP"] = "5";
+  env["HTTP_MAX_BODY"] = "64KiB";
+  env["HTTP_MAX_HEADER"] = "4096";
+  env["WS_MAX_MESSAGE"] = "1MiB";
+  env["DB_MAX_WAITERS"] = "0";
+  auto r = load(env);
+  INFO(joined(r));
+  REQUIRE(r.errors.empty());
+  CHECK(r.cfg.limits.ip_rate == 2.5);
+  CHECK(r.cfg.limits.ip_burst == 7);
+  CHECK_FALSE(r.cfg.http.loopback_exempt);
+  CHECK(r.cfg.http.max_connections == 50);
+  CHECK(r.cfg.http.max_connections_per_ip == 5);
+  CHECK(r.cfg.http.max_body_bytes == 64 * 1024);
+  CHECK(r.cfg.http.max_header_bytes == 4096);
+  CHECK(r.cfg.websocket.max_message_bytes == 1024 * 1024);
+  CHECK(r.cfg.db.max_waiters == 0);
+
+  auto flags = load(minimal(), {"--db-max-waiters=3", "--http-max-connections-per-ip", "9"});
+  INFO(joined(flags));
+  REQUIRE(flags.errors.empty());
+  CHECK(flags.cfg.db.max_waiters == 3);
+  CHECK(flags.cfg.http.max_connections_per_ip == 9);
+}
+
+TEST_CASE("load_config: bad limits are one line each, naming the variable", "[config][limits]") {
+  todo::environment env = minimal();
+  env["RATE_LIMIT_IP"] = "-1";
+  env["RATE_LIMIT_IP_BURST"] = "0";
+  env["LIMITS_EXEMPT_LOOPBACK"] = "yes";
+  env["HTTP_MAX_CONNECTIONS"] = "0";
+  env["HTTP_MAX_CONNECTIONS_PER_IP"] = "many";
+  env["HTTP_MAX_BODY"] = "1MB";
+  env["HTTP_MAX_HEADER"] = "12";
+  env["WS_MAX_MESSAGE"] = "100";
+  env["DB_MAX_WAITERS"] = "-3";
+  env["DB_POOL_SIZE"] = "1";  // the Kafka relay would hold the only connection
+  auto r = load(env);
+  INFO(joined(r));
+  CHECK(r.errors.size() == 10);
+  for (const char* name : {"RATE_LIMIT_IP: ", "RATE_LIMIT_IP_BURST: ", "LIMITS_EXEMPT_LOOPBACK: ",
+                           "HTTP_MAX_CONNECTIONS: ", "HTTP_MAX_CONNECTIONS_PER_IP: ", "HTTP_MAX_BODY: ",
+                           "HTTP_MAX_HEADER: ", "WS_MAX_MESSAGE: ", "DB_MAX_WAITERS: ", "DB_POOL_SIZE: "}) {
+    CHECK(has_error_starting(r, name));
+  }
+}
+
+TEST_CASE("parse_size: bytes with an optional binary unit", "[config][limits]") {
+  std::size_t n = 0;
+  CHECK(todo::parse_size("65536", n));
+  CHECK(n == 65536);
+  CHECK(todo::parse_size("64KiB", n));
+  CHECK(n == 65536);
+  CHECK(todo::parse_size("1MiB", n));
+  CHECK(n == 1024 * 1024);
+  CHECK(todo::parse_size("2GiB", n));
+  CHECK(n == 2ull * 1024 * 1024 * 1024);
+  CHECK(todo::parse_size("10B", n));
+  CHECK(n == 10);
+  for (const char* bad : {"", "KiB", "1 MiB", "1MB", "1kib", "-1", "1.5MiB", "99999999999999999999"}) {
+    INFO(bad);
+    CHECK_FALSE(todo::parse_size(bad, n));
+  }
+}

@@ -2,6 +2,7 @@
 #include "todo/jwt.hpp"
 #include "todo/log.hpp"
 #include "todo/metrics.hpp"
+#include "todo/rate_limit.hpp"
 #include "todo/uuid.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -327,4 +328,44 @@ TEST_CASE_METHOD(fixture, "dispatcher::authenticate", "[dispatch]") {
   CHECK(is_problem(r));
   REQUIRE(r.header_value("www-authenticate"));
   CHECK(r.header_value("www-authenticate")->starts_with("Bearer"));
+}
+
+TEST_CASE_METHOD(fixture, "dispatch: a client address over its rate gets 429 before authentication", "[dispatch]") {
+  // A rate this slow does not refill during the test.
+  todo::rate_limiter per_address(0.001, 2);
+  auto from = [&](std::string address, std::string path, std::string bearer = {}) {
+    todo::http::request req;
+    req.path = std::move(path);
+    req.remote_address = std::move(address);
+    if (!bearer.empty()) {
+      req.headers.push_back({"authorization", "Bearer " + bearer});
+    }
+    return run(std::move(req));
+  };
+  SECTION("public and authenticated routes alike, per address, IPv6 per /64") {
+    dispatch.limit_addresses(&per_address, true);
+    CHECK(from("203.0.113.5", "/health").status == 200);
+    CHECK(from("203.0.113.5", "/api/v1/things/a", token()).status == 200);
+    auto r = from("203.0.113.5", "/health");
+    CHECK(r.status == 429);
+    CHECK(is_problem(r));
+    CHECK(r.header_value("retry-after"));
+    // No token at all: still 429, the limit comes first.
+    CHECK(from("203.0.113.5", "/api/v1/things/a").status == 429);
+    CHECK(from("203.0.113.6", "/health").status == 200);
+    CHECK(from("2001:db8::1", "/health").status == 200);
+    CHECK(from("2001:db8::2", "/health").status == 200);
+    CHECK(from("2001:db8::3", "/health").status == 429);
+    CHECK(metrics.render().find(R"(todo_http_rejections_total{reason="rate_ip"} 3)") != std::string::npos);
+  }
+  SECTION("loopback is exempt unless configured otherwise") {
+    dispatch.limit_addresses(&per_address, true);
+    for (int i = 0; i < 5; ++i) {
+      CHECK(from("127.0.0.1", "/health").status == 200);
+    }
+    dispatch.limit_addresses(&per_address, false);
+    CHECK(from("::1", "/health").status == 200);
+    CHECK(from("::1", "/health").status == 200);
+    CHECK(from("::1", "/health").status == 429);
+  }
 }
