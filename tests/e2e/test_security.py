@@ -13,6 +13,7 @@ import urllib.parse
 import uuid
 
 from harness import BINARY, Server, ServerTest, eventually, new_user, require_environment
+from test_reminders import Receiver, events, stamp
 from test_websocket import WsCase
 
 APP_API_TOKEN = "app-api-token-" + uuid.uuid4().hex
@@ -247,6 +248,37 @@ class RouteTable(ServerTest, WsCase):
                     self.assertProblem(self.server.request(method, concrete), 401)
                 probe(self, w)
         w.unchanged(self)
+
+
+class WebhookGuardAtDelivery(unittest.TestCase):
+    """A webhook URL accepted once is judged again at every delivery, by the
+    address its host resolves to then: a name that has come to point at a
+    private address (DNS rebinding) gets nothing delivered."""
+
+    def test_a_stored_url_now_resolving_to_loopback_is_refused_at_delivery(self):
+        require_environment()
+        rx = Receiver()
+        self.addCleanup(rx.close)
+        u = new_user("rebind")
+        url = rx.url.replace("http://127.0.0.1", "https://localhost")
+        # Accepted while the check was off (the name "was public" then).
+        lax = Server(extra_env={"WEBHOOK_ALLOW_INSECURE": "true"}).start()
+        self.addCleanup(lax.cleanup)
+        r = lax.patch("/api/v1/settings", {"webhook_url": url}, user=u)
+        self.assertEqual((r.status, r.json().get("webhook_url")), (200, url), r)
+        self.assertEqual(lax.stop(), 0)
+        # The guarded server refuses the same URL at the settings check ...
+        strict = Server(extra_env={"REMINDER_RETRY_BASE": "100ms", "REMINDER_MAX_ATTEMPTS": "2"}).start()
+        self.addCleanup(strict.cleanup)
+        self.assertEqual(strict.patch("/api/v1/settings", {"webhook_url": url}, user=new_user()).status, 422)
+        # ... and at delivery, where the stored one is judged again.
+        r = strict.post("/api/v1/tasks", {"title": "t", "reminders": [{"at": stamp(1)}]}, user=u)
+        self.assertEqual(r.status, 201, r)
+        failed = eventually(lambda: events(strict, u, "com.todo.reminder.failed"), 15, what="the dead letter")
+        self.assertEqual(failed[0]["data"]["channel"], "webhook")
+        self.assertTrue(failed[0]["data"]["error"].startswith("refused: resolves to a loopback address"), failed)
+        self.assertEqual(failed[0]["data"]["attempts"], 1, "a refused target is not retried")
+        self.assertEqual(rx.requests, [])
 
 
 if __name__ == "__main__":
