@@ -60,7 +60,8 @@ void usage() {
                "                                      print an HS256 token signed with JWT_SECRET\n"
                "  todo-server broker [--brokers N] [--control]\n"
                "                                      run the embedded Kafka-protocol broker alone\n"
-               "  todo-server --print-routes [flags] print the route table: method, pattern, access\n"
+               "  todo-server --print-routes [flags]\n"
+               "                                      print the route table: method, pattern, access\n"
                "  todo-server --help | --version\n\n"
                "Every setting is an environment variable or the flag beside it:\n"
             << todo::config_help();
