@@ -18,7 +18,7 @@ import uuid
 
 from websockets.exceptions import InvalidStatusCode
 
-from harness import PrivateDatabase, Server, ServerTest, curl, eventually, free_port, new_user, require_environment
+from harness import BINARY, PrivateDatabase, Server, ServerTest, curl, eventually, free_port, new_user, require_environment
 from test_reminders import Receiver, events, stamp
 from test_websocket import Client, WsCase, upgrade_headers
 
@@ -238,6 +238,39 @@ class SecretsStayOutOfTheLog(WsCase):
             with self.subTest(name, part="signature"):
                 self.assertNotIn(value.rsplit(".", 1)[1], log)
         self.assertNotIn(urllib.parse.quote(secrets["webhook URL token"]), log)
+
+
+class SecretsInFailedStarts(unittest.TestCase):
+    """The start-up paths: a refused configuration and an unreachable
+    database name the variable or the host, never the secret."""
+
+    def test_refused_configuration_names_the_variable_not_the_value(self):
+        require_environment()
+        tag = uuid.uuid4().hex[:12]
+        env = {"PATH": os.environ.get("PATH", ""), "DATABASE_URL": "postgresql://todo@127.0.0.1:1/todo",
+               "JWT_SECRET": f"short-{tag}", "CURSOR_SECRET": f"cursor-{tag}",
+               "SMTP_URL": f"http://todo:smtp-{tag}@127.0.0.1:25", "KAFKA_SASL_MECHANISMS": f"nope-{tag}",
+               "APP_API_TOKEN": f"app-{tag}"}
+        p = subprocess.run([BINARY], env=env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 2, p)
+        out = p.stdout + p.stderr
+        for variable in ("JWT_SECRET", "CURSOR_SECRET", "SMTP_URL"):
+            self.assertIn(f"todo-server: {variable}: ", out)
+        for value in (f"short-{tag}", f"cursor-{tag}", f"smtp-{tag}", f"app-{tag}"):
+            self.assertNotIn(value, out)
+
+    def test_an_unreachable_database_is_logged_without_its_password(self):
+        require_environment()
+        password = "db-pass-" + uuid.uuid4().hex
+        server = Server(database_url=f"postgresql://todo:{password}@127.0.0.1:{free_port()}/todo",
+                        extra_env={"LOG_LEVEL": "debug"})
+        server.start(wait_ready=False)
+        self.addCleanup(server.cleanup)
+        eventually(lambda: [line for line in server.log_lines() if line.get("msg") == "migrations not applied yet; retrying"],
+                   10, what="a failed connection logged")
+        self.assertEqual(server.get("/ready").status, 503)
+        self.assertEqual(server.stop(), 0)
+        self.assertNotIn(password, server.read_log())
 
 
 SOURCE = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
