@@ -451,10 +451,14 @@ TEST_CASE("jwt: headers that would select a key select nothing", "[jwt][security
   const auto pem = public_pem(rsa_key());
   const todo::jwt::verifier v({secret, pem});
   const auto attacker_jwk = R"({"kty":"RSA","kid":"attacker","n":"AQAB","e":"AQAB"})";
-  for (const std::string& extra : std::vector<std::string>{
-           R"("kid":"attacker")", R"("kid":"../../../dev/null")", R"("kid":"' OR 1=1 --")",
-        R"("jku":"https://attacker.example/jwks.json")", std::string(R"("jwk":)") + attacker_jwk,
-        R"("x5u":"https://attacker.example/cert.pem")", R"("x5c":["MIIB"])"}) {
+  const std::vector<std::string> extras{R"("kid":"attacker")",
+                                        R"("kid":"../../../dev/null")",
+                                        R"("kid":"' OR 1=1 --")",
+                                        R"("jku":"https://attacker.example/jwks.json")",
+                                        std::string(R"("jwk":)") + attacker_jwk,
+                                        R"("x5u":"https://attacker.example/cert.pem")",
+                                        R"("x5c":["MIIB"])"};
+  for (const auto& extra : extras) {
     INFO(extra);
     const auto rs_header = R"({"alg":"RS256",)" + extra + "}";
     const auto hs_header = R"({"alg":"HS256",)" + extra + "}";
