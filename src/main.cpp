@@ -126,6 +126,7 @@ int print_routes(const todo::environment& env, std::span<const std::string> args
     return 2;
   }
   const todo::config cfg = std::move(loaded.cfg);
+  todo::log::set_level(todo::log::level::error);  // logs share stdout with the table
   std::optional<todo::jwt::verifier> verifier;
   try {
     verifier.emplace(todo::jwt::keys{cfg.auth.jwt_secret, cfg.auth.jwt_public_key_pem});

@@ -5,6 +5,9 @@ built by the same install functions the server runs). Every route must have
 an entry in PROBES, keyed by method and pattern, naming the access it must
 have and how user B tries to reach user A's data through it. A route added
 without a probe, or a probe whose route is gone, fails the test.
+
+Beside it: a webhook URL stored while the address guard was off is judged
+again, and refused, when a reminder is delivered to it.
 """
 import json
 import subprocess
