@@ -60,6 +60,8 @@ void usage() {
                "                                      print an HS256 token signed with JWT_SECRET\n"
                "  todo-server broker [--brokers N] [--control]\n"
                "                                      run the embedded Kafka-protocol broker alone\n"
+               "  todo-server --print-routes [flags]\n"
+               "                                      print the route table: method, pattern, access\n"
                "  todo-server --help | --version\n\n"
                "Every setting is an environment variable or the flag beside it:\n"
             << todo::config_help();
@@ -98,6 +100,56 @@ int token_command(const todo::environment& env, std::span<const std::string> arg
   }
   auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
   std::cout << todo::jwt::sign_hs256(secret, user, ttl.count() / 1000, now.count()) << "\n";
+  return 0;
+}
+
+// Every route and subscription; serve() and --print-routes share it, so the
+// printed table is the one the server runs.
+void install_modules(todo::app& app) {
+  todo::install_ops_routes(app);
+  todo::recurrence::install(app);  // before tasks, which asks it for rules
+  todo::tasks::install(app);
+  todo::activity::install(app);
+  todo::sync::install(app);
+  todo::reminders::install(app);
+}
+
+// --print-routes: the table serve() would route by, one "METHOD PATTERN
+// ACCESS" line per route, from the same install functions. Nothing is
+// started: no socket, no database connection, no broker.
+int print_routes(const todo::environment& env, std::span<const std::string> args) {
+  auto loaded = todo::load_config(env, args);
+  if (!loaded.errors.empty()) {
+    for (const auto& e : loaded.errors) {
+      std::cerr << "todo-server: " << e << "\n";
+    }
+    return 2;
+  }
+  const todo::config cfg = std::move(loaded.cfg);
+  todo::log::set_level(todo::log::level::error);  // logs share stdout with the table
+  std::optional<todo::jwt::verifier> verifier;
+  try {
+    verifier.emplace(todo::jwt::keys{cfg.auth.jwt_secret, cfg.auth.jwt_public_key_pem});
+  } catch (const std::exception& e) {
+    std::cerr << "todo-server: JWT_PUBLIC_KEY_FILE: " << e.what() << "\n";
+    return 2;
+  }
+  asio::io_context ioc(1);
+  todo::metrics::registry metrics;
+  auto db = todo::db::pool::create(ioc, {.conninfo = cfg.db.url}, metrics);
+  todo::router routes;
+  std::atomic<bool> schema_ready{false};
+  todo::event_bus bus(ioc, db, metrics, {.poll_interval = cfg.kafka.poll_interval});
+  std::vector<todo::readiness_check> ready_checks;
+  todo::app app{ioc, cfg, routes, db, metrics, bus, schema_ready, ready_checks, *verifier, nullptr};
+  install_modules(app);
+  for (const auto& r : routes.routes()) {
+    std::cout << to_string(r.verb) << ' ' << r.pattern << ' ' << todo::to_string(r.acc) << '\n';
+  }
+  db->shutdown();
+  for (const auto& f : app.on_stopped) {
+    f();
+  }
   return 0;
 }
 
@@ -196,12 +248,7 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
     w.key("kafka_lag").value(s.lag);
     return ok;
   });
-  todo::install_ops_routes(app);
-  todo::recurrence::install(app);  // before tasks, which asks it for rules
-  todo::tasks::install(app);
-  todo::activity::install(app);
-  todo::sync::install(app);
-  todo::reminders::install(app);
+  install_modules(app);
 
   todo::dispatcher dispatch(routes, *verifier, metrics, &schema_ready);
   todo::rate_limiter user_limiter(cfg.limits.user_rate, cfg.limits.user_burst);
@@ -281,6 +328,9 @@ int main(int argc, char** argv) {
   }
   if (!args.empty() && args[0] == "token") {
     return token_command(env, std::span(args).subspan(1));
+  }
+  if (!args.empty() && args[0] == "--print-routes") {
+    return print_routes(env, std::span(args).subspan(1));
   }
   return serve(env, args);
 }

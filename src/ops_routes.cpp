@@ -51,12 +51,12 @@ void install_ops_routes(app& a) {
   const auto* schema = &a.schema_ready;
   const auto* m = &a.metrics;
   const auto* checks = &a.ready_checks;
-  a.routes.add(http::method::get, "/health", health, access::public_);
+  a.routes.add(http::method::get, "/health", health, access::ops);
   a.routes.add(http::method::get, "/ready", [db, schema, checks](request_context c) { return ready(db, schema, checks, std::move(c)); },
-               access::public_);
+               access::ops);
   a.routes.add(http::method::get, "/metrics", [m](request_context c) { return metrics_text(m, std::move(c)); },
-               access::public_);
-  a.routes.add(http::method::get, "/openapi.json", openapi, access::public_);
+               access::ops);
+  a.routes.add(http::method::get, "/openapi.json", openapi, access::ops);
 }
 
 }  // namespace todo

@@ -88,7 +88,7 @@ struct transfer {
   std::chrono::milliseconds timeout{0};
   int max_redirects = 0;
   std::size_t max_response = 0;
-  bool guard = false;                  // refuse private addresses at connect
+  std::function<std::optional<std::string_view>(const webhook::address&)> guard;  // empty: no check
   std::optional<std::string> refused;  // why the guard refused a connection
   std::size_t received = 0;
   bool too_large = false;
@@ -149,7 +149,7 @@ curl_socket_t open_socket(void* p, curlsocktype, curl_sockaddr* a) {
       t->refused = "connects to an address that is not IPv4 or IPv6";
       return CURL_SOCKET_BAD;
     }
-    if (auto why = webhook::refusal(*addr)) {
+    if (auto why = t->guard(*addr)) {
       t->refused = (t->literal_host ? "is " : "resolves to ") + std::string(*why) + " (" + address_text(*addr) + ")";
       return CURL_SOCKET_BAD;
     }
@@ -228,7 +228,11 @@ prepared prepare_webhook(webhook_request r) {
   t->timeout = r.timeout;
   t->max_redirects = std::max(r.max_redirects, 0);
   t->max_response = r.max_response;
-  t->guard = !r.allow_insecure;
+  if (r.guard) {
+    t->guard = std::move(r.guard);
+  } else if (!r.allow_insecure) {
+    t->guard = webhook::refusal;
+  }
   t->payload = std::move(r.body);
 
   std::vector<std::string> lines{"Content-Type: application/json", "Expect:"};  // no 100-continue round trip

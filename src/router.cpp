@@ -27,6 +27,16 @@ bool is_param(std::string_view seg) { return seg.size() > 2 && seg.front() == '{
 
 }  // namespace
 
+std::string_view to_string(access a) {
+  switch (a) {
+    case access::public_: return "public";
+    case access::user: return "user";
+    case access::ops: return "ops";
+    case access::sidecar: return "sidecar";
+  }
+  return "unknown";
+}
+
 std::string_view request_context::param(std::string_view name) const {
   for (const auto& [k, v] : params) {
     if (k == name) {

@@ -21,8 +21,9 @@ std::optional<std::string> b64url_decode(std::string_view in);
 std::optional<digest> hmac_sha256(std::string_view key, std::string_view data);
 digest sha256(std::string_view data);
 
-// Compares without an early exit, so timing does not reveal where a forged
-// value first differs.
+// The comparison for every secret or MAC a caller presents (API tokens,
+// cursor MACs): no early exit, so timing reveals neither where a forged value
+// first differs nor the length of the expected one.
 bool equal(std::string_view a, std::string_view b);
 
 inline std::string_view as_chars(const digest& d) {

@@ -3,12 +3,15 @@
 // libcurl on a worker thread of their own, so no I/O thread ever blocks on a
 // slow receiver. Each call resumes on the awaiting coroutine's executor.
 #include "todo/http.hpp"
+#include "todo/webhook_target.hpp"
 
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +26,10 @@ struct webhook_request {
   std::size_t max_response = 64 * 1024;  // a longer answer body fails the attempt
   // Local and test use only: http:// and loopback or private addresses.
   bool allow_insecure = false;
+  // The address check at every connection, redirects included; its answer
+  // is why an address is refused. Unset: webhook::refusal, or none with
+  // allow_insecure. Tests set it to tell one loopback address from another.
+  std::function<std::optional<std::string_view>(const webhook::address&)> guard;
 };
 
 struct mail {

@@ -25,7 +25,15 @@ struct request_context {
 
 using handler = std::function<boost::asio::awaitable<http::response>(request_context)>;
 
-enum class access { public_, user };
+// Who may call a route. Only `user` routes authenticate (a JWT, whose subject
+// scopes every read and write); the others never see user data by design.
+enum class access {
+  public_,  // anyone
+  user,     // a bearer token; the handler sees only its subject's data
+  ops,      // probes and scrapers (/health, /ready, /metrics): no user data
+  sidecar,  // the Dapr sidecar (/job/*): APP_API_TOKEN, checked by the handler
+};
+std::string_view to_string(access a);
 
 class router {
  public:

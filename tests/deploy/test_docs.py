@@ -60,3 +60,31 @@ class Operations(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SecurityDoc(unittest.TestCase):
+    """Every test docs/SECURITY.md names as a defence's proof exists."""
+
+    REF = re.compile(r"`((?:tests/[\w/]+/)?test_\w+\.py|tests/[\w/]+\.cpp)`:|`(\w+)\.(test_\w+)`|\"([^\"\n]+)\"")
+
+    def test_named_tests_exist(self):
+        checked = 0
+        for paragraph in re.split(r"\n\s*\n", read("docs/SECURITY.md")):
+            current = None
+            for m in self.REF.finditer(paragraph):
+                if m.group(1):
+                    path = m.group(1) if m.group(1).startswith("tests/") else f"tests/e2e/{m.group(1)}"
+                    current = (path, read(path))
+                    continue
+                self.assertIsNotNone(current, f"{m.group(0)} names no file")
+                path, text = current
+                if m.group(2):
+                    self.assertTrue(path.endswith(".py"), m.group(0))
+                    body = re.search(rf"(?ms)^class {m.group(2)}\b.*?(?=^class |\Z)", text)
+                    self.assertIsNotNone(body, f"{path}: no class {m.group(2)}")
+                    self.assertRegex(body.group(0), rf"(?m)^    def {m.group(3)}\(", f"{path}: {m.group(0)}")
+                else:
+                    self.assertTrue(path.endswith(".cpp"), m.group(0))
+                    self.assertTrue(f'"{m.group(4)}"' in text, f"{path}: no test named {m.group(4)!r}")
+                checked += 1
+        self.assertGreater(checked, 40)

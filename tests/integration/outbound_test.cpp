@@ -20,6 +20,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <optional>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -370,6 +373,80 @@ TEST_CASE("redirects are followed as POSTs up to the limit", "[outbound]") {
   CHECK_FALSE(o.retryable);
   CHECK(o.status == 302);
   CHECK(o.error == "redirected to a scheme that is not allowed (127.0.0.1)");
+}
+
+// The receiver's own address stands in for a public one; everything else
+// is judged by the real guard. So the first hop is allowed, and what a
+// redirect leads to is checked when its connection opens.
+std::optional<std::string_view> all_but_the_receiver(const webhook::address& a) {
+  static const auto receiver_address = webhook::parse_address("127.0.0.1");
+  if (a.v6 == receiver_address->v6 && a.bytes == receiver_address->bytes) {
+    return std::nullopt;
+  }
+  return webhook::refusal(a);
+}
+
+std::string percent_encoded(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    char buf[4];
+    std::snprintf(buf, sizeof buf, "%%%02X", c);
+    out += std::isalnum(c) != 0 ? std::string(1, static_cast<char>(c)) : std::string(buf);
+  }
+  return out;
+}
+
+TEST_CASE("a redirect to a private address is refused when its connection opens", "[outbound][ssrf]") {
+  receiver rx;
+  client s;
+  const auto port = std::to_string(rx.process.port());
+  struct hop {
+    std::string location;
+    std::string refusal;
+  };
+  for (const auto& [location, refusal] :
+       std::vector<hop>{{"http://127.0.0.2:" + port + "/x", "is a loopback address (127.0.0.2)"},
+                        {"http://10.0.0.1:" + port + "/x", "is a private address (10.0.0.1)"},
+                        {"http://169.254.169.254/latest/meta-data/", "is a link-local address (169.254.169.254)"},
+                        {"http://[::1]:" + port + "/x", "is a loopback address (::1)"}}) {
+    INFO(location);
+    auto before = rx.requests().size();
+    auto r = insecure(rx.url("/to/" + percent_encoded(location)));
+    r.guard = all_but_the_receiver;
+    auto o = s.post(r);
+    CHECK_FALSE(o.ok);
+    CHECK_FALSE(o.retryable);
+    CHECK(o.error.starts_with("refused: "));
+    CHECK(o.error.find(refusal) != std::string::npos);
+    // Only the first hop arrived; the private one was never connected to.
+    auto seen = rx.requests();
+    REQUIRE(seen.size() == before + 1);
+    CHECK(seen.back().path.starts_with("/to/"));
+  }
+  // The same guard lets a redirect to an allowed address through.
+  auto r = insecure(rx.url("/redirect/1"));
+  r.guard = all_but_the_receiver;
+  CHECK(s.post(r).ok);
+}
+
+// A name is judged by what it resolves to when the connection opens, not
+// when the URL was accepted: a host that now resolves to loopback (as a
+// rebinding name would) is refused at delivery.
+TEST_CASE("a name is judged by the address it resolves to at delivery", "[outbound][ssrf]") {
+  receiver rx;
+  client s;
+  auto r = insecure("http://localhost:" + std::to_string(rx.process.port()) + "/x");
+  r.guard = webhook::refusal;
+  auto o = s.post(r);
+  CHECK_FALSE(o.ok);
+  CHECK_FALSE(o.retryable);
+  CHECK(o.error.starts_with("refused: resolves to a loopback address ("));
+  CHECK(rx.requests().empty());
+  // The same URL with the receiver's address allowed arrives: the refusal
+  // above was the guard's, not a failed connection.
+  r.guard = all_but_the_receiver;
+  CHECK(s.post(r).ok);
+  CHECK(rx.requests().size() == 1);
 }
 
 TEST_CASE("an answer longer than max_response fails the attempt", "[outbound]") {

@@ -9,6 +9,7 @@ requests were in progress with it) before it answers. The path says how to answe
   /status/N        status N
   /redirect/N      302 to /redirect/N-1; /redirect/0 answers 200
   /to-ftp          302 to an ftp:// URL
+  /to/URL          302 to URL (percent-encoded in the path)
   /big/N           200 with an N-byte body
   /stream/N        200 with an N-byte body of no announced length
   /hang/MS         answers 200 after MS milliseconds (a slow receiver)
@@ -20,6 +21,7 @@ import os
 import sys
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
@@ -88,6 +90,8 @@ class Handler(BaseHTTPRequestHandler):
             status, headers = 302, {"Location": f"/redirect/{arg - 1}"}
         elif parts[0] == "to-ftp":
             status, headers = 302, {"Location": "ftp://127.0.0.1/x"}
+        elif parts[0] == "to" and len(parts) > 1:
+            status, headers = 302, {"Location": urllib.parse.unquote(parts[1])}
         elif parts[0] == "big":
             payload = b"x" * arg
         elif parts[0] == "hang":

@@ -369,3 +369,23 @@ TEST_CASE_METHOD(fixture, "dispatch: a client address over its rate gets 429 bef
     CHECK(from("::1", "/health").status == 429);
   }
 }
+
+// Only `user` routes authenticate, wherever they are; ops and sidecar routes
+// carry no user data and answer without a token (the sidecar's token is the
+// handler's business).
+TEST_CASE_METHOD(fixture, "dispatch: access decides authentication outside /api/", "[dispatch][security]") {
+  routes.add(method::get, "/ops-thing", health, todo::access::ops);
+  routes.add(method::post, "/job/{name}", health, todo::access::sidecar);
+  routes.add(method::get, "/elsewhere/{id}", show_task, todo::access::user);
+  CHECK(get("/ops-thing").status == 200);
+  CHECK(get("/job/x", {}, method::post).status == 200);
+  auto anonymous = get("/elsewhere/1");
+  CHECK(anonymous.status == 401);
+  CHECK_FALSE(anonymous.header_value("x-seen-user"));
+  auto r = get("/elsewhere/1", token("bob"));
+  CHECK(r.status == 200);
+  CHECK(r.header_value("x-seen-user") == std::string_view("bob"));
+  // Under /api/ every route authenticates, whatever it was registered as.
+  routes.add(method::get, "/api/v1/mislabelled", health, todo::access::ops);
+  CHECK(get("/api/v1/mislabelled").status == 401);
+}

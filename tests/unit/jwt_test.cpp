@@ -7,12 +7,14 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include <array>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace {
 
@@ -110,6 +112,20 @@ std::string make_hs256(std::string_view payload, std::string_view key = secret,
 std::string make_rs256(std::string_view payload, EVP_PKEY* key) {
   const std::string input = b64url(R"({"alg":"RS256","typ":"JWT"})") + '.' + b64url(payload);
   return input + '.' + b64url(rsa_sign(key, input));
+}
+
+std::string make_rs256_with(std::string_view header, std::string_view payload, EVP_PKEY* key) {
+  const std::string input = b64url(header) + '.' + b64url(payload);
+  return input + '.' + b64url(rsa_sign(key, input));
+}
+
+std::string public_der(EVP_PKEY* key) {
+  unsigned char* der = nullptr;
+  const int len = i2d_PUBKEY(key, &der);
+  REQUIRE(len > 0);
+  std::string out(reinterpret_cast<const char*>(der), static_cast<std::size_t>(len));
+  OPENSSL_free(der);
+  return out;
 }
 
 std::string make_unsigned(std::string_view header, std::string_view payload,
@@ -381,4 +397,88 @@ TEST_CASE("jwt: error codes convert and describe themselves", "[jwt]") {
   CHECK(ec.message() == "token expired");
   CHECK(ec == errc::expired);
   CHECK(ec != errc::malformed);
+}
+
+// The classic confusion: an attacker who knows the RS256 public key signs
+// HS256 with it as the HMAC secret. Whatever bytes of the key are used, the
+// key is never looked for in the HMAC slot.
+TEST_CASE("jwt: the RS256 public key in any encoding is no HMAC secret", "[jwt][security]") {
+  const auto pem = public_pem(rsa_key());
+  REQUIRE(pem.back() == '\n');
+  std::string crlf;
+  for (char c : pem) {
+    crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
+  }
+  std::string body;  // the base64 between the armour lines
+  for (std::size_t at = pem.find('\n') + 1; pem.compare(at, 5, "-----") != 0;) {
+    auto nl = pem.find('\n', at);
+    body += pem.substr(at, nl - at);
+    at = nl + 1;
+  }
+  const std::vector<std::string> secrets{pem, pem.substr(0, pem.size() - 1), crlf, public_der(rsa_key()), body};
+  const todo::jwt::verifier rs_only({"", pem});
+  const todo::jwt::verifier both({secret, pem});
+  for (const auto& key : secrets) {
+    INFO(key.size());
+    require_error(rs_only.verify(make_hs256(good_payload, key), now), errc::no_key_for_algorithm);
+    require_error(both.verify(make_hs256(good_payload, key), now), errc::bad_signature);
+    // The same HMAC under an RS256 header is checked as an RSA signature.
+    require_error(rs_only.verify(make_hs256(good_payload, key, R"({"alg":"RS256"})"), now), errc::bad_signature);
+  }
+  CHECK(rs_only.verify(make_rs256(good_payload, rsa_key()), now).has_value());
+}
+
+TEST_CASE("jwt: alg none in any spelling, with or without a signature", "[jwt][security]") {
+  const todo::jwt::verifier v({secret, public_pem(rsa_key())});
+  for (const char* header : {R"({"alg":"none"})", R"({"alg":"NONE"})", R"({"alg":"nOnE"})", R"({"alg":""})",
+                             R"({"alg":"none","typ":"JWT"})"}) {
+    INFO(header);
+    require_error(v.verify(make_unsigned(header, good_payload), now), errc::unsupported_algorithm);
+    require_error(v.verify(make_hs256(good_payload, secret, header), now), errc::unsupported_algorithm);
+    require_error(v.verify(make_hs256(good_payload, "", header), now), errc::unsupported_algorithm);
+  }
+}
+
+TEST_CASE("jwt: an empty signature is rejected for either algorithm", "[jwt][security]") {
+  const todo::jwt::verifier v({secret, public_pem(rsa_key())});
+  require_error(v.verify(make_unsigned(R"({"alg":"HS256"})", good_payload), now), errc::bad_signature);
+  require_error(v.verify(make_unsigned(R"({"alg":"RS256"})", good_payload), now), errc::bad_signature);
+}
+
+// One key per algorithm, from the configuration: a token cannot name or
+// carry its own key (kid, jku, jwk, x5u, x5c are read by nothing).
+TEST_CASE("jwt: headers that would select a key select nothing", "[jwt][security]") {
+  const auto pem = public_pem(rsa_key());
+  const todo::jwt::verifier v({secret, pem});
+  const auto attacker_jwk = R"({"kty":"RSA","kid":"attacker","n":"AQAB","e":"AQAB"})";
+  const std::vector<std::string> extras{R"("kid":"attacker")",
+                                        R"("kid":"../../../dev/null")",
+                                        R"("kid":"' OR 1=1 --")",
+                                        R"("jku":"https://attacker.example/jwks.json")",
+                                        std::string(R"("jwk":)") + attacker_jwk,
+                                        R"("x5u":"https://attacker.example/cert.pem")",
+                                        R"("x5c":["MIIB"])"};
+  for (const auto& extra : extras) {
+    INFO(extra);
+    const auto rs_header = R"({"alg":"RS256",)" + extra + "}";
+    const auto hs_header = R"({"alg":"HS256",)" + extra + "}";
+    require_error(v.verify(make_rs256_with(rs_header, good_payload, other_rsa_key()), now), errc::bad_signature);
+    require_error(v.verify(make_hs256(good_payload, "attacker-secret", hs_header), now), errc::bad_signature);
+    require_error(v.verify(make_hs256(good_payload, "", hs_header), now), errc::bad_signature);
+    // Signed with the configured keys, the header's extra member changes nothing.
+    CHECK(v.verify(make_rs256_with(rs_header, good_payload, rsa_key()), now).has_value());
+    CHECK(v.verify(make_hs256(good_payload, secret, hs_header), now).has_value());
+  }
+}
+
+// iss and aud are not part of the contract: a token is trusted for the key
+// that signed it alone, so that key (or secret) must serve this service only
+// (docs/SECURITY.md). Pinned here so that a change is a decision.
+TEST_CASE("jwt: iss and aud are not checked", "[jwt][security]") {
+  const auto v = hs_verifier();
+  const std::string claims = R"({"sub":"alice","exp":)" + std::to_string(now + 60) +
+                             R"(,"iss":"https://elsewhere.example","aud":["another-service"]})";
+  const auto r = v.verify(make_hs256(claims), now);
+  REQUIRE(r.has_value());
+  CHECK(r->sub == "alice");
 }

@@ -163,3 +163,10 @@ TEST_CASE("router: a pattern must start with '/'", "[router]") {
   r.add(method::get, "/ok", noop);
   CHECK(r.routes().size() == 1);
 }
+
+TEST_CASE("router: access names, as --print-routes prints them", "[router]") {
+  CHECK(to_string(todo::access::public_) == "public");
+  CHECK(to_string(todo::access::user) == "user");
+  CHECK(to_string(todo::access::ops) == "ops");
+  CHECK(to_string(todo::access::sidecar) == "sidecar");
+}

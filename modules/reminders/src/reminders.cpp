@@ -502,7 +502,7 @@ void install(todo::app& a) {
   });
   a.routes.add(
       http::method::post, "/job/{name}", [m](request_context c) { return job_route(m, std::move(c)); },
-      access::public_);
+      access::sidecar);
   a.ready_checks.push_back([m](json::writer& w) {
     bool ok = m->jobs->ready();
     w.key("scheduler").value(ok ? "ok" : "down");
