@@ -48,7 +48,9 @@ build() {
   export CCACHE_BASEDIR="$TODO_ROOT"
   export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
   cmake -S "$TODO_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
-  cmake --build "$dir" -j "$(nproc)"
+  # TODO_BUILD_TARGETS: only these (space-separated), not everything.
+  # shellcheck disable=SC2086 # one word per target
+  cmake --build "$dir" -j "$(nproc)" ${TODO_BUILD_TARGETS:+--target $TODO_BUILD_TARGETS}
 }
 
 free_port() {

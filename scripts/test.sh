@@ -2,15 +2,20 @@
 # Installs what is missing, builds, starts a private PostgreSQL on a free
 # loopback port, runs every test through ctest, and stops what it started.
 #
-# usage: scripts/test.sh [--sanitize]
+# usage: scripts/test.sh [--sanitize | --tsan]
 #   --sanitize  the same suite against an AddressSanitizer + UndefinedBehavior-
 #               Sanitizer build (build-sanitize/); any report fails the test
+#   --tsan      the integration tests (the database pool, the event bus, the
+#               Kafka producer, outbound transfers, the WebSocket writer's
+#               socket: the code that runs on several threads) against a
+#               ThreadSanitizer build (build-tsan/); any report fails them
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$TODO_ROOT"
 
 build_dir="$TODO_ROOT/build"
 cmake_args=()
+ctest_args=()
 case "${1:-}" in
   "") ;;
   --sanitize)
@@ -21,7 +26,14 @@ case "${1:-}" in
     export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:strict_string_checks=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     ;;
-  *) echo "usage: scripts/test.sh [--sanitize]" >&2; exit 2 ;;
+  --tsan)
+    build_dir="$TODO_ROOT/build-tsan"
+    cmake_args=(-DTODO_TSAN=ON)
+    export TODO_BUILD_TARGETS=integration_tests
+    export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+    ctest_args=(-R '^integration$')
+    ;;
+  *) echo "usage: scripts/test.sh [--sanitize | --tsan]" >&2; exit 2 ;;
 esac
 
 ensure_packages python3-websockets
@@ -53,4 +65,4 @@ export TODO_PG_BIN
 TODO_PG_BIN=$(pg_bin)
 
 cd "$build_dir"
-ctest --output-on-failure -j "$(nproc)" --timeout 600
+ctest --output-on-failure -j "$(nproc)" --timeout 600 "${ctest_args[@]}"
