@@ -121,14 +121,16 @@ std::optional<bhttp::request<bhttp::string_body>> read_one(std::string_view& res
     if (ec && ec != bhttp::error::need_more) {
       return std::nullopt;
     }
-    if (n == 0) {
-      // No progress with everything offered: the client closed here.
+    // Beast wants more bytes than it was offered, and everything was: as in
+    // the session's read, the client closed here. (Offering the same bytes
+    // again breaks the parser's preconditions.)
+    if (ec == bhttp::error::need_more || n == 0) {
+      ec = {};
       parser.put_eof(ec);
       if (ec || !parser.is_done()) {
         return std::nullopt;
       }
     }
-    ec = {};
   }
   return parser.release();
 }
