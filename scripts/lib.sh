@@ -13,6 +13,7 @@ TODO_PACKAGES=(
   curl jq python3 python3-dateutil python3-yaml kcat
   python3-websockets python3-aiosmtpd python3-psycopg2
   yamllint shellcheck prometheus
+  clang libclang-rt-14-dev
 )
 
 as_root() {

@@ -104,6 +104,9 @@ TEST_CASE("parse_rule: unsupported and malformed parts are refused by name", "[r
   CHECK(refused_part("FREQ=YEARLY;BYYEARDAY=100") == "BYYEARDAY");
   CHECK(refused_part("FREQ=DAILY;X-NAME=1") == "X-NAME");
   CHECK(refused_part("FREQ=DAILY;COLOR") == "COLOR");
+  // Found by fuzzing: a part without a name blamed a part named "".
+  CHECK(refused_part("=") == "RRULE");
+  CHECK(refused_part("FREQ=DAILY;=1") == "RRULE");
   CHECK(refused_part("FREQ=DAILY;INTERVAL=0") == "INTERVAL");
   CHECK(refused_part("FREQ=DAILY;INTERVAL=1001") == "INTERVAL");
   CHECK(refused_part("FREQ=DAILY;INTERVAL=two") == "INTERVAL");

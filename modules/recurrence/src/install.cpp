@@ -61,6 +61,8 @@ class engine_rules final : public todo::recurrence_rules {
 
 }  // namespace
 
-void install(todo::app& a) { a.recurrence = std::make_shared<const engine_rules>(); }
+std::shared_ptr<const todo::recurrence_rules> make_rules() { return std::make_shared<const engine_rules>(); }
+
+void install(todo::app& a) { a.recurrence = make_rules(); }
 
 }  // namespace todo::recurrence

@@ -221,6 +221,10 @@ result<rule_parts> parse_parts(std::string_view text) {
     }
     auto eq = item.find('=');
     auto name = item.substr(0, eq);
+    if (name.empty()) {
+      // "=..." names no part to blame.
+      return err("RRULE", "has a part without a name (NAME=VALUE)");
+    }
     if (eq == std::string_view::npos || eq + 1 == item.size()) {
       return err(name, "needs a value (NAME=VALUE)");
     }

@@ -1,11 +1,11 @@
 #include "hub.hpp"
 
 #include "admission.hpp"
+#include "client_frame.hpp"
 
 #include "todo/db.hpp"
 #include "todo/event_log.hpp"
 #include "todo/json.hpp"
-#include "todo/json_parse.hpp"
 #include "todo/jwt.hpp"
 #include "todo/log.hpp"
 #include "todo/metrics.hpp"
@@ -160,34 +160,18 @@ void hub::send_error(connection& c, std::string_view message) {
 }
 
 void hub::received(const std::shared_ptr<ws::peer>& p, std::string_view text) {
-  // Parse before taking the lock; the element borrows this thread's parser.
-  auto parsed = json::parse_body(text);
-  std::string type;
-  std::optional<std::int64_t> after;
-  if (parsed.error.empty()) {
-    std::string_view t;
-    std::int64_t n = 0;
-    if (parsed.root["type"].get(t) == simdjson::SUCCESS) {
-      type = std::string(t);
-    }
-    if (parsed.root["after"].get(n) == simdjson::SUCCESS && n >= 0) {
-      after = n;
-    }
-  }
+  // Parse before taking the lock.
+  auto frame = parse_client_frame(text);
   std::lock_guard lock(mu_);
   auto it = conns_.find(p->id());
   if (it == conns_.end()) {
     return;
   }
   auto& c = it->second;
-  if (!parsed.error.empty()) {
-    send_error(c, "frames must be JSON objects such as {\"type\":\"resume\",\"after\":41}");
-  } else if (type != "resume") {
-    send_error(c, "unknown type; the only command is {\"type\":\"resume\",\"after\":n}");
-  } else if (!after) {
-    send_error(c, "resume needs \"after\": a sequence number (0 or more)");
+  if (auto* error = std::get_if<std::string>(&frame)) {
+    send_error(c, *error);
   } else {
-    c.resume = *after;
+    c.resume = std::get<resume_command>(frame).after;
     start_catch_up(p->id());
   }
 }

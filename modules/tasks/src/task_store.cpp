@@ -9,13 +9,7 @@
 namespace todo::tasks::store {
 namespace {
 
-#define TASK_COLUMNS                                                                                              \
-  "id, user_id, title, description, completed, floor(extract(epoch FROM completed_at) * 1000)::int8, priority, " \
-  "tags, floor(extract(epoch FROM due_at) * 1000)::int8, timezone, series_id, version, "                          \
-  "floor(extract(epoch FROM created_at) * 1000)::int8, floor(extract(epoch FROM updated_at) * 1000)::int8, recurrence, " \
-  "floor(extract(epoch FROM series_start) * 1000)::int8, reminders::text, reminders_rev"
-
-const db::statement select_one{"tasks_find", "SELECT " TASK_COLUMNS " FROM tasks WHERE user_id = $1 AND id = $2"};
+const db::statement select_one{"tasks_find", "SELECT " TODO_TASK_COLUMNS " FROM tasks WHERE user_id = $1 AND id = $2"};
 
 const db::statement select_tags{
     "tasks_tags",
@@ -109,8 +103,6 @@ std::optional<time::ms> optional_stamp(const db::rows& r, int row, int col) {
 }
 
 }  // namespace
-
-const std::string_view task_columns = TASK_COLUMNS;
 
 task read_task(const db::rows& r, int row) {
   task t;

@@ -33,8 +33,14 @@ asio::awaitable<result<successor>> find_successor(db::pool& db, std::string user
 asio::awaitable<result<std::vector<tag_count>>> tag_counts(db::pool& db, std::string user);
 
 // The columns read_task expects, in order, for statements built elsewhere
-// (listing.cpp).
-extern const std::string_view task_columns;
+// (listing.cpp). In the header, so that the pure listing code links without
+// the store (the fuzz targets build it alone).
+#define TODO_TASK_COLUMNS                                                                                           \
+  "id, user_id, title, description, completed, floor(extract(epoch FROM completed_at) * 1000)::int8, priority, " \
+  "tags, floor(extract(epoch FROM due_at) * 1000)::int8, timezone, series_id, version, "                          \
+  "floor(extract(epoch FROM created_at) * 1000)::int8, floor(extract(epoch FROM updated_at) * 1000)::int8, recurrence, " \
+  "floor(extract(epoch FROM series_start) * 1000)::int8, reminders::text, reminders_rev"
+inline constexpr std::string_view task_columns = TODO_TASK_COLUMNS;
 inline constexpr std::size_t task_column_count = 18;
 task read_task(const db::rows& r, int row);
 

@@ -21,12 +21,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace todo {
 struct app;
+class recurrence_rules;
 }
 
 namespace todo::recurrence {
@@ -34,6 +36,9 @@ namespace todo::recurrence {
 // Hands the engine to the tasks module as app.recurrence
 // (todo::recurrence_rules); call before the tasks module installs.
 void install(todo::app& a);
+// The same engine behind todo::recurrence_rules, for callers without an app
+// (the fuzz targets).
+std::shared_ptr<const todo::recurrence_rules> make_rules();
 
 // Why a rule or series was refused (a 422): `part` names the RRULE part
 // ("FREQ", "BYMONTHDAY", ...), the shorthand member ("every", "interval"),
