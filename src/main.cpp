@@ -114,18 +114,27 @@ void install_modules(todo::app& app) {
   todo::reminders::install(app);
 }
 
+// The configuration, or nothing after one line per problem on stderr.
+std::optional<todo::config> load_config_or_report(const todo::environment& env, std::span<const std::string> args) {
+  auto loaded = todo::load_config(env, args);
+  for (const auto& e : loaded.errors) {
+    std::cerr << "todo-server: " << e << "\n";
+  }
+  if (!loaded.errors.empty()) {
+    return std::nullopt;
+  }
+  return std::move(loaded.cfg);
+}
+
 // --print-routes: the table serve() would route by, one "METHOD PATTERN
 // ACCESS" line per route, from the same install functions. Nothing is
 // started: no socket, no database connection, no broker.
 int print_routes(const todo::environment& env, std::span<const std::string> args) {
-  auto loaded = todo::load_config(env, args);
-  if (!loaded.errors.empty()) {
-    for (const auto& e : loaded.errors) {
-      std::cerr << "todo-server: " << e << "\n";
-    }
+  auto loaded = load_config_or_report(env, args);
+  if (!loaded) {
     return 2;
   }
-  const todo::config cfg = std::move(loaded.cfg);
+  const todo::config cfg = std::move(*loaded);
   todo::log::set_level(todo::log::level::error);  // logs share stdout with the table
   std::optional<todo::jwt::verifier> verifier;
   try {
@@ -179,11 +188,8 @@ asio::awaitable<void> apply_migrations(std::shared_ptr<todo::db::pool> db, std::
 }
 
 int serve(const todo::environment& env, std::span<const std::string> args) {
-  auto loaded = todo::load_config(env, args);
-  if (!loaded.errors.empty()) {
-    for (const auto& e : loaded.errors) {
-      std::cerr << "todo-server: " << e << "\n";
-    }
+  auto loaded = load_config_or_report(env, args);
+  if (!loaded) {
     return 2;
   }
   std::vector<std::pair<std::string, std::string>> env_pairs(env.begin(), env.end());
@@ -195,7 +201,7 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
     }
     return 2;
   }
-  const todo::config cfg = std::move(loaded.cfg);
+  const todo::config cfg = std::move(*loaded);
   todo::log::set_level(cfg.log_level);
 
   std::optional<todo::jwt::verifier> verifier;
