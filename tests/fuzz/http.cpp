@@ -11,6 +11,7 @@
 // naming its own status.
 #include "check.hpp"
 #include "http_beast.hpp"
+#include "todo/config.hpp"
 #include "todo/dispatch.hpp"
 #include "todo/http_server.hpp"
 #include "todo/json_parse.hpp"
@@ -110,9 +111,11 @@ void check_answer(const world& w, const http::request& req, const http::response
 // One request from the front of `rest`, as the session reads it; nullopt
 // when the bytes are not one whole request.
 std::optional<bhttp::request<bhttp::string_body>> read_one(std::string_view& rest) {
+  // The session's limits, at their defaults.
+  const todo::http_config limits;
   bhttp::request_parser<bhttp::string_body> parser;
-  parser.header_limit(16 * 1024);
-  parser.body_limit(max_body_bytes);
+  parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+  parser.body_limit(limits.max_body_bytes);
   parser.eager(true);
   boost::system::error_code ec;
   while (!parser.is_done()) {
