@@ -126,6 +126,16 @@ std::optional<todo::config> load_config_or_report(const todo::environment& env, 
   return std::move(loaded.cfg);
 }
 
+// The token verifier, or nothing after a line naming the unusable key.
+std::optional<todo::jwt::verifier> make_verifier_or_report(const todo::config& cfg) {
+  try {
+    return todo::jwt::verifier(todo::jwt::keys{cfg.auth.jwt_secret, cfg.auth.jwt_public_key_pem});
+  } catch (const std::exception& e) {
+    std::cerr << "todo-server: JWT_PUBLIC_KEY_FILE: " << e.what() << "\n";
+    return std::nullopt;
+  }
+}
+
 // --print-routes: the table serve() would route by, one "METHOD PATTERN
 // ACCESS" line per route, from the same install functions. Nothing is
 // started: no socket, no database connection, no broker.
@@ -136,11 +146,8 @@ int print_routes(const todo::environment& env, std::span<const std::string> args
   }
   const todo::config cfg = std::move(*loaded);
   todo::log::set_level(todo::log::level::error);  // logs share stdout with the table
-  std::optional<todo::jwt::verifier> verifier;
-  try {
-    verifier.emplace(todo::jwt::keys{cfg.auth.jwt_secret, cfg.auth.jwt_public_key_pem});
-  } catch (const std::exception& e) {
-    std::cerr << "todo-server: JWT_PUBLIC_KEY_FILE: " << e.what() << "\n";
+  auto verifier = make_verifier_or_report(cfg);
+  if (!verifier) {
     return 2;
   }
   asio::io_context ioc(1);
@@ -204,11 +211,8 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
   const todo::config cfg = std::move(*loaded);
   todo::log::set_level(cfg.log_level);
 
-  std::optional<todo::jwt::verifier> verifier;
-  try {
-    verifier.emplace(todo::jwt::keys{cfg.auth.jwt_secret, cfg.auth.jwt_public_key_pem});
-  } catch (const std::exception& e) {
-    std::cerr << "todo-server: JWT_PUBLIC_KEY_FILE: " << e.what() << "\n";
+  auto verifier = make_verifier_or_report(cfg);
+  if (!verifier) {
     return 2;
   }
 
