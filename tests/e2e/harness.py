@@ -210,12 +210,13 @@ def free_port():
 class PrivatePostgres:
     """A throwaway PostgreSQL cluster, for tests that stop and start it."""
 
-    def __init__(self):
+    def __init__(self, settings=("fsync=off", "synchronous_commit=off")):
         if not PG_BIN:
             raise SystemExit("TODO_PG_BIN must name PostgreSQL's bin directory")
         self.dir = tempfile.mkdtemp(prefix="todo-e2e-pg-")
         self.data = os.path.join(self.dir, "data")
         self.port = free_port()
+        self.settings = settings
         self.as_root = os.geteuid() == 0
         if self.as_root:
             shutil.chown(self.dir, "postgres", "postgres")
@@ -236,14 +237,18 @@ class PrivatePostgres:
         return self
 
     def start(self):
-        opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.dir} "
-                "-c fsync=off -c synchronous_commit=off")
+        opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.dir}"
+        opts += "".join(f" -c {s}" for s in self.settings)
         self._run(f"{PG_BIN}/pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"),
                   "-o", opts, "-w", "-t", "30", "start")
         return self
 
     def stop(self):
         self._run(f"{PG_BIN}/pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop", check=False)
+
+    def crash(self):
+        """Stops it the way a crash would: no checkpoint, recovery on the next start."""
+        self._run(f"{PG_BIN}/pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
 
     def cleanup(self):
         self.stop()
