@@ -42,12 +42,8 @@ dispatcher::dispatcher(const router& r, const jwt::verifier& v, metrics::registr
       verifier_(v),
       metrics_(m),
       api_ready_(api_ready),
-      rate_user_rejections_(m.get_counter("todo_http_rejections_total",
-                                          "Requests and connections refused by a limit, by reason",
-                                          metrics::label("reason", "rate_user"))),
-      rate_ip_rejections_(m.get_counter("todo_http_rejections_total",
-                                        "Requests and connections refused by a limit, by reason",
-                                        metrics::label("reason", "rate_ip"))),
+      rate_user_rejections_(metrics::rejections(m, "rate_user")),
+      rate_ip_rejections_(metrics::rejections(m, "rate_ip")),
       clock_(std::move(clock)) {
   if (!clock_) {
     clock_ = [] {

@@ -57,16 +57,12 @@ struct http_server::state {
   // Limits refused, by reason (todo_http_rejections_total).
   struct rejections {
     explicit rejections(metrics::registry& m)
-        : connections(get(m, "connections")),
-          connections_per_ip(get(m, "connections_per_ip")),
-          header_timeout(get(m, "header_timeout")),
-          body_timeout(get(m, "body_timeout")),
-          header_too_large(get(m, "header_too_large")),
-          body_too_large(get(m, "body_too_large")) {}
-    static metrics::counter& get(metrics::registry& m, std::string_view reason) {
-      return m.get_counter("todo_http_rejections_total", "Requests and connections refused by a limit, by reason",
-                           metrics::label("reason", reason));
-    }
+        : connections(metrics::rejections(m, "connections")),
+          connections_per_ip(metrics::rejections(m, "connections_per_ip")),
+          header_timeout(metrics::rejections(m, "header_timeout")),
+          body_timeout(metrics::rejections(m, "body_timeout")),
+          header_too_large(metrics::rejections(m, "header_too_large")),
+          body_too_large(metrics::rejections(m, "body_too_large")) {}
     metrics::counter& connections;
     metrics::counter& connections_per_ip;
     metrics::counter& header_timeout;

@@ -68,6 +68,11 @@ registry::family& registry::family_for(std::string_view name, std::string_view h
   return it->second;
 }
 
+counter& rejections(registry& m, std::string_view reason) {
+  return m.get_counter("todo_http_rejections_total", "Requests and connections refused by a limit, by reason",
+                       label("reason", reason));
+}
+
 counter& registry::get_counter(std::string_view name, std::string_view help, std::string labels) {
   std::lock_guard lock(mu_);
   auto& f = family_for(name, help, "counter");

@@ -326,9 +326,7 @@ asio::awaitable<void> run_websocket(beast::tcp_stream stream, beast::http::reque
     if (rec) {
       if (rec == websocket::error::message_too_big) {
         // Beast has already closed with 1009.
-        m.get_counter("todo_http_rejections_total", "Requests and connections refused by a limit, by reason",
-                      metrics::label("reason", "ws_message_too_big"))
-            .inc();
+        metrics::rejections(m, "ws_message_too_big").inc();
       }
       break;
     }

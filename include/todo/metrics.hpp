@@ -46,6 +46,11 @@ const std::vector<double>& latency_buckets();
 // `name="value"` with the value escaped for the text format.
 std::string label(std::string_view name, std::string_view value);
 
+class registry;
+// todo_http_rejections_total{reason}: one family for every limit that
+// refuses a request, a connection or a WebSocket upgrade.
+counter& rejections(registry& m, std::string_view reason);
+
 class registry {
  public:
   counter& get_counter(std::string_view name, std::string_view help, std::string labels = {});

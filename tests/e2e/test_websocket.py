@@ -938,8 +938,12 @@ class Limits(WsCase):
         eventually(lambda: metrics(s)["todo_ws_connections"] == 4, 10, what="the close to be seen")
         c = self.synced(s, carol)
         self.assertEqual(c.seqs(), [1])
-        refused(alice)
+        refused(alice)  # alice holds two now, but the server holds five again
         self.assertTrue(all(x.is_open() for x in a[1:] + b))
+        m = metrics(s)
+        # Each refused() is two upgrades: one through websockets, one through curl.
+        self.assertEqual(m['todo_http_rejections_total{reason="ws_per_user"}'], 2)
+        self.assertEqual(m['todo_http_rejections_total{reason="ws_connections"}'], 6)
         self.assertEqual(s.stop(), 0)
 
     # BUG: concurrent upgrades of one user get past WS_MAX_PER_USER (and past

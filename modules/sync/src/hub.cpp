@@ -43,6 +43,8 @@ hub::hub(asio::io_context& io, std::shared_ptr<db::pool> db, const jwt::verifier
       verifier_(v),
       cfg_(cfg),
       malformed_(m.get_counter("todo_ws_malformed_frames_total", "Client frames that were not a valid command")),
+      refused_total_(metrics::rejections(m, "ws_connections")),
+      refused_per_user_(metrics::rejections(m, "ws_per_user")),
       delivery_(m.get_histogram("todo_ws_delivery_seconds", "From commit to the frame queued for a socket")) {}
 
 std::size_t hub::connections() const {
@@ -66,6 +68,7 @@ std::variant<ws::admission, http::response> hub::admit(const http::request& req)
   }
   std::lock_guard lock(mu_);
   if (conns_.size() + reserved_total_ >= cfg_.max_connections) {
+    refused_total_.inc();
     auto r = problem(errc::rate_limited, "The server holds as many WebSocket connections as it may");
     r.set("retry-after", "5");
     return r;
@@ -78,6 +81,7 @@ std::variant<ws::admission, http::response> hub::admit(const http::request& req)
     held += it->second.size();
   }
   if (held >= cfg_.max_per_user) {
+    refused_per_user_.inc();
     auto r = problem(errc::rate_limited, "This user holds as many WebSocket connections as it may");
     r.set("retry-after", "5");
     return r;

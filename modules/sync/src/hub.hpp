@@ -90,6 +90,8 @@ class hub final : public ws::handler, public std::enable_shared_from_this<hub> {
   const jwt::verifier& verifier_;
   websocket_config cfg_;
   metrics::counter& malformed_;
+  metrics::counter& refused_total_;     // WS_MAX_CONNECTIONS
+  metrics::counter& refused_per_user_;  // WS_MAX_PER_USER
   metrics::histogram& delivery_;
   mutable std::mutex mu_;
   std::unordered_map<std::uint64_t, connection> conns_;
