@@ -8,7 +8,10 @@ Loopback only and bounded in time. Everything runs here: a private
 PostgreSQL (PrivatePostgres, its own data directory), the standalone broker
 (`todo-server broker --control`, librdkafka's mock cluster, which outlives
 each server), the server itself, one load thread per user over keep-alive
-HTTP, and WebSocket clients that resume after every disconnect.
+HTTP, WebSocket clients that resume after every disconnect, and a kcat
+consumer per topic that follows the broker throughout (the mock broker keeps
+only the newest few MiB of each partition, so reading the topics once at the
+end would not see the early records).
 
 usage: soak.py [--duration 600] [--kill-every 60] [--users 8] [--rate 20]
                [--ws-per-user 2] [--self-test]
@@ -42,7 +45,7 @@ import websockets  # noqa: E402  (python3-websockets)
 
 import event_contract  # noqa: E402
 from harness import BINARY, PrivatePostgres, free_port  # noqa: E402
-from test_events import Broker, read_topic  # noqa: E402
+from test_events import Broker, parse_records, topic_partitions  # noqa: E402
 
 SECRET = "soak-secret-0123456789abcdefghijklmnopqrstuvwxyz"
 TASK_TYPES = ("created", "updated", "completed", "reopened", "deleted")
@@ -174,6 +177,45 @@ class Chaos(threading.Thread):
         assert self.soak.broker.control("up 1") == "ok"
         self.soak.broker_outages += 1
         log("broker: up")
+
+
+class KafkaFollower(threading.Thread):
+    """kcat consuming one partition from its first offset for the whole run.
+    kcat ends when every broker is down, so it is started again after the
+    last offset it printed."""
+
+    def __init__(self, bootstrap, topic, partition):
+        super().__init__(daemon=True)
+        self.bootstrap, self.topic, self.partition = bootstrap, topic, partition
+        self.lines = []
+        self.next = 0
+        self.restarts = 0
+        self.halt = threading.Event()
+        self.proc = None
+        self.start()
+
+    def run(self):
+        while not self.halt.is_set():
+            self.proc = subprocess.Popen(["kcat", "-b", self.bootstrap, "-C", "-t", self.topic,
+                                          "-p", str(self.partition), "-o", str(self.next), "-J", "-q", "-u"],
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            for line in self.proc.stdout:
+                if line.strip():
+                    self.lines.append(line)
+                    self.next = json.loads(line)["offset"] + 1
+            self.proc.wait()
+            self.proc.stdout.close()
+            if not self.halt.wait(0.5):
+                self.restarts += 1
+
+    def ids(self):
+        return {json.loads(json.loads(line)["payload"])["id"] for line in list(self.lines)}
+
+    def stop(self):
+        self.halt.set()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+        self.join(10)
 
 
 # ---------------------------------------------------------------------------
@@ -521,9 +563,13 @@ class Checker:
         task-events the task events in sequence order."""
         bad = []
         for topic, only_tasks in (("task-updates", False), ("task-events", True)):
-            by_user = {}
+            by_user, offsets = {}, {}
             for r in self.records[topic]:
                 by_user.setdefault(r["key"], []).append(r)
+                offsets.setdefault(r["partition"], []).append(r["offset"])
+            for part, offs in offsets.items():
+                if offs != list(range(len(offs))):
+                    bad.append(f"{topic}[{part}]: the consumer did not read offsets 0..{len(offs) - 1} in order")
             for user, st in self.state.items():
                 want = [e for e in st["events"] if not only_tasks or e["type"].startswith("com.todo.task.")]
                 recs = by_user.get(user, [])
@@ -615,25 +661,28 @@ def self_test(soak, state, records, ws_clients):
     user = next(u for u in state if state[u]["events"])
     failures = []
 
+    def fresh():  # new lists, the same entries: damage is done to the lists only
+        return {u: {k: list(v) if isinstance(v, list) else v for k, v in st.items()} for u, st in state.items()}
+
     def expect(check, what, **kw):
         if not run(check, **kw):
             failures.append(f"{check} missed: {what}")
 
     load = next(lo for lo in soak.loads if lo.user == user)
     acked = next(a for a in load.acked if a["op"] == "create")
-    s = copy.deepcopy(state)
+    s = fresh()
     s[user]["events"] = [e for e in s[user]["events"] if e["subject"] != acked["id"]]
     expect("acknowledged_durable", "an acknowledged task missing from the log", state=s)
-    s = copy.deepcopy(state)
+    s = fresh()
     del s[user]["events"][len(s[user]["events"]) // 2]
     expect("log_matches_state", "an event missing from the log", state=s)
-    s = copy.deepcopy(state)
+    s = fresh()
     s[user]["activity"].append(s[user]["activity"][0])
     expect("activity_once", "an activity entry twice", state=s)
-    r = copy.deepcopy(records)
+    r = {t: list(v) for t, v in records.items()}
     r["task-updates"] = [x for x in r["task-updates"] if not (x["key"] == user and x["value"]["sequence"] == 2)]
     expect("kafka_complete_in_order", "a record missing on Kafka", records=r)
-    r = copy.deepcopy(records)
+    r = {t: list(v) for t, v in records.items()}
     idx = [i for i, x in enumerate(r["task-events"]) if x["key"] == user][:2]
     r["task-events"][idx[0]], r["task-events"][idx[1]] = r["task-events"][idx[1]], r["task-events"][idx[0]]
     expect("kafka_complete_in_order", "two records out of order", records=r)
@@ -643,12 +692,12 @@ def self_test(soak, state, records, ws_clients):
     conn = max((cn for c in ws for cn in c.connections), key=lambda cn: len(cn["frames"]))
     del conn["frames"][len(conn["frames"]) // 2]
     expect("websocket_gap_free", "a frame missing in one connection", ws=ws)
-    s = copy.deepcopy(state)
+    s = fresh()
     recurring = next(t for u in s for t in s[u]["tasks"] if t["series_id"] and not t["completed"])
     twin = dict(recurring, id=str(uuid.uuid4()), due_at="2099" + recurring["due_at"][4:])
     next(st for st in s.values() if recurring in st["tasks"])["tasks"].append(twin)
     expect("series_one_open", "a second open occurrence", state=s)
-    s = copy.deepcopy(state)
+    s = fresh()
     created = next(e for e in s[user]["events"] if e["type"] == "com.todo.task.created"
                    and e["data"]["task"]["title"].startswith("soak "))
     dup = copy.deepcopy(created)
@@ -670,6 +719,7 @@ class Soak:
         self.ws_conflicts = []
         self.port = free_port()
         self.server = None
+        self.followers = []
 
     def schedule(self):
         d, every = self.args.duration, self.args.kill_every
@@ -690,6 +740,9 @@ class Soak:
         try:
             self.broker = Broker(control=True)
             try:
+                parts = topic_partitions(self.broker.bootstrap)
+                self.followers = [KafkaFollower(self.broker.bootstrap, t, p)
+                                  for t in ("task-updates", "task-events") for p in range(parts[t])]
                 return self.run_with_parts()
             finally:
                 self.stop.set()
@@ -697,6 +750,8 @@ class Soak:
                 if self.server is not None and self.server.proc.poll() is None:
                     self.server.proc.kill()
                     self.server.proc.wait()
+                for f in self.followers:
+                    f.stop()
                 self.broker.cleanup()
         finally:
             self.pg.cleanup()
@@ -742,13 +797,16 @@ class Soak:
             self.server.start()
         log("load stopped; waiting for the relay to catch up")
         self.settle()
+        log("settled; reading the logs")
         state = read_state(self)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and any(c.last != state[c.user]["last_seq"] for c in self.ws):
             time.sleep(0.2)
         self.ws_stop.set()
         ws_thread.join(15)
+        log("reading Kafka")
         records = self.read_kafka(state)
+        log("checking")
         findings = Checker(self, state, records, self.ws).all()
         for lo in self.loads:
             findings.setdefault("answers", []).extend(f"{lo.user}: {u}" for u in lo.unexpected)
@@ -775,15 +833,21 @@ class Soak:
         raise RuntimeError(f"the server did not settle (kafka_lag 0) within 120 s: {b}")
 
     def read_kafka(self, state):
-        want = sum(len(s["events"]) for s in state.values())
+        want = {"task-updates": sum(len(s["events"]) for s in state.values()),
+                "task-events": sum(1 for s in state.values() for e in s["events"]
+                                   if e["type"].startswith("com.todo.task."))}
         deadline = time.monotonic() + 60
         while True:
-            records = {t: read_topic(self.broker.bootstrap, t, timeout=120) or []
-                       for t in ("task-updates", "task-events")}
-            ids = {r["value"]["id"] for r in records["task-updates"]}
-            if len(ids) >= want or time.monotonic() > deadline:
-                return records
+            have = collections.Counter()
+            for f in self.followers:
+                have[f.topic] += len(f.ids())
+            if all(have[t] >= n for t, n in want.items()) or time.monotonic() > deadline:
+                break
             time.sleep(1)
+        for f in self.followers:
+            f.stop()
+        return {t: parse_records("".join(line for f in self.followers if f.topic == t for line in f.lines), t)
+                for t in want}
 
     def report(self, state, records, findings, problems):
         requests = sum(lo.requests for lo in self.loads)
@@ -803,6 +867,7 @@ class Soak:
             ("broker outages", self.broker_outages),
             ("events checked (log = Kafka = WebSocket)", events),
             ("Kafka records read", sum(len(r) for r in records.values())),
+            ("Kafka consumers restarted after an outage", sum(f.restarts for f in self.followers)),
             ("WebSocket connections / frames", f"{sum(len(c.connections) for c in self.ws)} / {frames}"),
             ("activity entries checked", sum(len(s["activity"]) for s in state.values())),
             ("recurring series checked", len({t["series_id"] for s in state.values() for t in s["tasks"]

@@ -102,8 +102,14 @@ def read_topic(bootstrap, topic, timeout=30):
         return None
     if p.returncode != 0:
         return None
+    return parse_records(p.stdout, topic)
+
+
+def parse_records(text, topic):
+    """kcat -J output as records in (partition, offset) order, each checked
+    against the event contract."""
     out = []
-    for line in p.stdout.splitlines():
+    for line in text.splitlines():
         if not line.strip():
             continue
         rec = json.loads(line)
