@@ -31,7 +31,7 @@ struct pool::impl {
   impl(asio::io_context& i, pool_options o, metrics::registry& m)
       : ioc(i),
         opt(std::move(o)),
-        blocking(1),
+        blocking(std::make_unique<asio::thread_pool>(1)),
         acquire_timeouts(m.get_counter("todo_db_pool_acquire_timeouts_total",
                                        "Callers that waited for a database connection past their deadline")),
         rejected(m.get_counter("todo_db_pool_rejected_total",
@@ -42,7 +42,8 @@ struct pool::impl {
 
   asio::io_context& ioc;
   pool_options opt;
-  asio::thread_pool blocking;
+  // Runs PQconnectStartParams. Guarded by `mu`: shutdown() takes it away.
+  std::unique_ptr<asio::thread_pool> blocking;
   metrics::counter& acquire_timeouts;
   metrics::counter& rejected;
   metrics::counter& connect_failures;
@@ -79,12 +80,24 @@ pool::pool(asio::io_context& ioc, pool_options o, metrics::registry& m)
     : impl_(std::make_unique<impl>(ioc, std::move(o), m)) {}
 
 pool::~pool() {
-  impl_->blocking.join();
+  if (impl_->blocking) {
+    impl_->blocking->join();
+  }
 }
 
 void pool::shutdown() {
-  impl_->blocking.stop();
-  impl_->blocking.join();
+  std::unique_ptr<asio::thread_pool> blocking;
+  {
+    std::lock_guard lock(impl_->mu);
+    blocking = std::move(impl_->blocking);
+  }
+  // Stops the thread, lets a call under way finish, then destroys the
+  // handlers it will never run. Such a handler, the completion of a
+  // connection attempt, owns the new PGconn and the awaiting coroutine
+  // frames, which own this pool through acquire(): kept, that cycle would
+  // never be freed. Destroyed, the connection is closed here and the frames
+  // go to the stopped io_context, which destroys them with itself.
+  blocking.reset();
 }
 
 const pool_options& pool::options() const { return impl_->opt; }
@@ -106,6 +119,7 @@ asio::awaitable<boost::system::result<lease>> pool::acquire() {
   for (;;) {
     std::unique_ptr<connection> c;
     bool open_new = false;
+    asio::any_io_executor blocking;
     std::shared_ptr<waiter> w;
     {
       std::lock_guard lock(m.mu);
@@ -113,8 +127,12 @@ asio::awaitable<boost::system::result<lease>> pool::acquire() {
         c = std::move(m.idle.back());
         m.idle.pop_back();
       } else if (m.open < m.opt.size) {
+        if (!m.blocking) {
+          co_return make_error_code(errc::unavailable);  // shut down: nothing connects any more
+        }
         ++m.open;
         open_new = true;
+        blocking = m.blocking->get_executor();
       } else if (m.waiters.size() >= m.opt.max_waiters) {
         // Shed at once: the queue is as long as the pool may drain in time.
         m.rejected.inc();
@@ -135,7 +153,7 @@ asio::awaitable<boost::system::result<lease>> pool::acquire() {
       continue;
     }
     if (open_new) {
-      auto r = co_await connection::open(m.ioc.get_executor(), m.blocking.get_executor(), m.opt);
+      auto r = co_await connection::open(m.ioc.get_executor(), std::move(blocking), m.opt);
       if (!r) {
         m.connect_failures.inc();
         release(nullptr);

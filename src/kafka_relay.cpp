@@ -10,6 +10,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -82,6 +83,9 @@ struct kafka_relay::impl {
   std::uint64_t generation = 0; // bumped on every rewind; stale reports are ignored
   bool rewind = false;
   bool recreate = false;
+  // Set by finish(), which waits on it: the loop cancels it and returns once
+  // a read begun after that found the end of the log.
+  std::shared_ptr<asio::steady_timer> finishing;
 
   // Read by status() from other threads.
   std::atomic<bool> leader{false};
@@ -129,6 +133,13 @@ void kafka_relay::impl::on_delivery(const kafka::delivery& d) {
 }
 
 namespace {
+
+// Ends finish()'s wait: the relay loop returns after this.
+void finished(kafka_relay::impl& st) {
+  st.finishing->cancel();
+  st.finishing.reset();
+  st.leader = false;
+}
 
 // Holds the relay lock on one leased connection for as long as it relays.
 asio::awaitable<boost::system::result<db::lease>> become_leader(std::shared_ptr<db::pool> db) {
@@ -212,9 +223,13 @@ asio::awaitable<void> relay_loop(std::shared_ptr<kafka_relay::impl> st) {
       }
       // Read and send while there is room.
       auto seen = st->bus.generation();
+      // Begun after finish() was called, this read sees every commit it waits for.
+      bool final_read = st->finishing != nullptr;
+      bool at_end = false;
       while (st->records_in_flight() < st->opt.max_in_flight && !st->rewind) {
         auto batch = co_await st->reader.next(st->opt.batch);
         if (!batch || batch->empty()) {
+          at_end = batch && !st->reader.waiting_on_gap();
           break;
         }
         bool full = false;
@@ -246,6 +261,12 @@ asio::awaitable<void> relay_loop(std::shared_ptr<kafka_relay::impl> st) {
       }
       if (st->in_flight.empty()) {
         st->acked = std::max(st->acked, st->reader.position());
+      }
+      if (final_read && st->finishing && at_end && !st->rewind) {
+        // Everything committed before finish() is with librdkafka; flush()
+        // delivers it. The checkpoint stays behind: a restart resends.
+        finished(*st);
+        co_return;
       }
       st->brokers_up = st->producer && st->producer->brokers_up();
       auto now = std::chrono::steady_clock::now();
@@ -286,6 +307,24 @@ asio::awaitable<void> relay_loop(std::shared_ptr<kafka_relay::impl> st) {
     }
     st->leader = false;
     log::warn("kafka", "relay lock lost; competing again", {});
+    if (st->finishing) {
+      finished(*st);  // whichever replica relays next sends the rest
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<void> finish_relay(std::shared_ptr<kafka_relay::impl> st, std::chrono::steady_clock::time_point until) {
+  if (!st->leader) {
+    co_return;  // a standby has nothing of its own to send
+  }
+  auto done = std::make_shared<asio::steady_timer>(st->strand, until);
+  st->finishing = done;
+  st->bus.notify();  // wakes the loop if it waits for the log
+  co_await done->async_wait(asio::as_tuple(asio::use_awaitable));
+  if (st->finishing == done) {
+    st->finishing.reset();
+    log::warn("kafka", "relay did not read the log to its end before the deadline", {{"acked", st->acked}});
   }
 }
 
@@ -330,6 +369,10 @@ relay_status kafka_relay::status() const {
   s.lag = impl_->lag;
   s.oldest_seconds = impl_->oldest;
   return s;
+}
+
+asio::awaitable<void> kafka_relay::finish(std::chrono::steady_clock::time_point until) {
+  co_await asio::co_spawn(impl_->strand, finish_relay(impl_, until), asio::use_awaitable);
 }
 
 void kafka_relay::flush(std::chrono::milliseconds timeout) {

@@ -28,6 +28,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -292,13 +293,27 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
     }
   });
 
+  // Kafka's share of the shutdown, after the drain: the relay's last read of
+  // the log, then librdkafka's deliveries once the io_context has stopped.
+  constexpr auto kafka_shutdown = std::chrono::seconds(5);
+  std::chrono::steady_clock::time_point kafka_deadline{};
   asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) {
       return;
     }
     todo::log::info("main", "draining", {{"signal", sig}});
-    server.drain([&ioc] { ioc.stop(); });
+    server.drain([&] {
+      // Every answered request has committed by now; the relay may not have
+      // read the last of them yet.
+      kafka_deadline = std::chrono::steady_clock::now() + kafka_shutdown;
+      asio::co_spawn(ioc, relay.finish(kafka_deadline), [&ioc](std::exception_ptr e) {
+        if (e) {
+          todo::log::error("main", "relay's last read failed", {});
+        }
+        ioc.stop();
+      });
+    });
   });
 
   std::vector<std::thread> workers;
@@ -313,9 +328,12 @@ int serve(const todo::environment& env, std::span<const std::string> args) {
   for (const auto& f : app.on_stopped) {
     f();
   }
-  // Off the I/O threads now: give librdkafka a bounded moment to deliver what
-  // it holds. Whatever it could not is resent after restart (same ids).
-  relay.flush(std::chrono::seconds(5));
+  // Off the I/O threads now: give librdkafka the rest of Kafka's share to
+  // deliver what it holds. Whatever it could not is resent after restart
+  // (same ids).
+  auto kafka_left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(kafka_deadline - std::chrono::steady_clock::now());
+  relay.flush(std::max(kafka_left, std::chrono::milliseconds(0)));
   todo::log::info("main", "stopped", {});
   return 0;
 }

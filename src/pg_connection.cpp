@@ -26,10 +26,19 @@ bool is_connection_sqlstate(std::string_view s) {
   return s.starts_with("08") || s == "57P01" || s == "57P02" || s == "57P03";
 }
 
+// Borrows libpq's socket: released, never closed, however the frame holding
+// it ends, also when the io_context destroys it unresumed at exit (PQfinish
+// closes the fd after that).
+struct borrowed_fd {
+  asio::posix::stream_descriptor sd;
+  ~borrowed_fd() { sd.release(); }
+};
+
 // Waits for a socket that is not (yet) owned by a connection: the handshake.
 asio::awaitable<bool> wait_fd(int fd, wait_type w, deadline until) {
   auto ex = co_await asio::this_coro::executor;
-  asio::posix::stream_descriptor sd(ex, fd);
+  borrowed_fd borrowed{asio::posix::stream_descriptor(ex, fd)};
+  auto& sd = borrowed.sd;
   asio::steady_timer timer(ex, until);
   bool timed_out = false;
   timer.async_wait([&sd, &timed_out](boost::system::error_code ec) {
@@ -40,7 +49,6 @@ asio::awaitable<bool> wait_fd(int fd, wait_type w, deadline until) {
   });
   auto [ec] = co_await sd.async_wait(w, use_tuple);
   timer.cancel();
-  sd.release();
   co_return !ec && !timed_out;
 }
 

@@ -138,8 +138,10 @@ class pool : public std::enable_shared_from_this<pool> {
   pool_stats stats() const;
   const pool_options& options() const;
   // Ends the helper thread that runs blocking libpq calls (connecting),
-  // letting a call under way finish. Call once the io_context has stopped
-  // and before it is destroyed: that call posts its result to it.
+  // letting a call under way finish and destroying the ones it never ran.
+  // Call once the io_context has stopped and before it is destroyed: the
+  // coroutines awaiting those calls are handed to it. Afterwards acquire()
+  // answers unavailable instead of connecting.
   void shutdown();
 
   struct impl;

@@ -7,6 +7,8 @@
 // exactly what was not acknowledged.
 #include "todo/kafka.hpp"
 
+#include <boost/asio/awaitable.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -51,6 +53,11 @@ class kafka_relay {
   // After migrations: starts competing for the relay lock, then relaying.
   void start();
   relay_status status() const;
+  // Once no request is in flight, before the io_context stops: reads the log
+  // to its end and hands every event to librdkafka (until `until` at most),
+  // then relaying stops. Without it, events committed since the relay's last
+  // read would wait for the next relaying replica.
+  boost::asio::awaitable<void> finish(std::chrono::steady_clock::time_point until);
   // Blocks up to `timeout` for outstanding deliveries: after io_context::run() returned.
   void flush(std::chrono::milliseconds timeout);
 

@@ -248,7 +248,7 @@ class Consistency(unittest.TestCase):
                                "/ready may wait for one connection attempt")
 
     def test_grace_period_covers_prestop_drain_and_kafka_flush(self):
-        flush = re.search(r"relay\.flush\(std::chrono::seconds\((\d+)\)\)", read("src/main.cpp"))
+        flush = re.search(r"kafka_shutdown = std::chrono::seconds\((\d+)\)", read("src/main.cpp"))
         self.assertIsNotNone(flush, "src/main.cpp no longer bounds the Kafka flush as this test expects")
         for short in OVERLAYS:
             with self.subTest(short):

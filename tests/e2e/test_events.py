@@ -20,6 +20,8 @@ import unittest
 import urllib.parse
 import uuid
 
+import psycopg2
+
 import event_contract
 from harness import (BINARY, PrivateDatabase, Server, ServerTest, eventually, metrics,
                      new_user, psql, require_environment)
@@ -869,8 +871,9 @@ class KafkaReplicas(EventChecks):
 
 
 class SigtermFlush(EventChecks):
-    """SIGTERM right after a burst of writes: the process exits 0 within the
-    drain time, and every event of an acknowledged write is on Kafka by then."""
+    """SIGTERM right after a burst of writes the relay has not read yet: the
+    process exits 0 within the drain time, and every event of an acknowledged
+    write is on Kafka by then."""
 
     def test_sigterm_flushes_committed_events_and_exits_in_time(self):
         require_environment()
@@ -879,17 +882,37 @@ class SigtermFlush(EventChecks):
         broker = Broker()
         self.addCleanup(broker.cleanup)
         drain_s = 5
+        # The relay's checkpoint save waits on the row lock below for longer
+        # than the test takes, not for the statement timeout.
         server = Server(database_url=db.url, extra_env={"KAFKA_BROKERS": broker.bootstrap,
-                                                        "DRAIN_TIMEOUT": f"{drain_s}s", "RATE_LIMIT": "0"})
+                                                        "DRAIN_TIMEOUT": f"{drain_s}s", "RATE_LIMIT": "0",
+                                                        "DB_STATEMENT_TIMEOUT": "60s"})
         self.addCleanup(server.cleanup)
         server.start()
+        self.wait_ready(server, lambda s, body: body["kafka"] == "ok", 20, "the relay")
+        # Holds the relay back: after its first delivery it saves its
+        # checkpoint, waits for this lock, and reads nothing more meanwhile.
+        hold = psycopg2.connect(db.url)
+        self.addCleanup(hold.close)
+        hold.cursor().execute("INSERT INTO consumer_checkpoints (name, pos) VALUES ('kafka-relay', 0)"
+                              " ON CONFLICT (name) DO UPDATE SET pos = consumer_checkpoints.pos")
         u = new_user("term")
+        first = server.post("/api/v1/tasks", {"title": "first"}, user=u)
+        self.assertEqual(first.status, 201)
+        waiting = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                   " AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO consumer_checkpoints%'")
+        eventually(lambda: psql(db.url, waiting).strip() == "1", 20, what="the relay waiting on the checkpoint")
         with concurrent.futures.ThreadPoolExecutor(8) as ex:
             answers = list(ex.map(lambda i: server.post("/api/v1/tasks", {"title": f"t{i}"}, user=u), range(120)))
         self.assertTrue(all(a.status == 201 for a in answers))
-        acked = {a.json()["id"] for a in answers}
+        acked = {a.json()["id"] for a in answers + [first]}
         started = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
+        # Only once the drain has begun does the relay get on; whatever it
+        # has not read by the time the server stops is lost to this run.
+        eventually(lambda: server.proc.poll() is not None
+                   or any(line.get("msg") == "draining" for line in server.log_lines()), 10, what="the drain")
+        hold.rollback()
         code = server.proc.wait(drain_s + 10)
         took = time.monotonic() - started
         self.assertEqual(code, 0, server.read_log()[-2000:])

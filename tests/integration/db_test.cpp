@@ -5,7 +5,16 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <thread>
 
 using namespace todo;
 namespace asio = boost::asio;
@@ -173,4 +182,102 @@ TEST_CASE("migrations run concurrently apply once", "[db][migrations]") {
   REQUIRE(r.has_value());
   CHECK(r->integer(0, 0) == static_cast<std::int64_t>(migrations().size()));
   CHECK(r->integer(0, 1) == r->integer(0, 0));
+}
+
+namespace {
+// Holds PQconnectStartParams on the pool's connecting thread: libpq opens
+// the service file (PGSERVICEFILE) there, and a FIFO's open waits for a
+// writer. Once let through it reads an empty file, and the attempt fails.
+struct connect_gate {
+  connect_gate() {
+    char tmpl[] = "/tmp/todo-gate.XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    dir = tmpl;
+    path = dir + "/service";
+    REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+    ::setenv("PGSERVICEFILE", path.c_str(), 1);
+  }
+  ~connect_gate() {
+    ::unsetenv("PGSERVICEFILE");
+    ::unlink(path.c_str());
+    ::rmdir(dir.c_str());
+  }
+  // False while nobody waits in the gate.
+  bool open() const {
+    int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK);
+    if (fd < 0) {
+      return false;
+    }
+    ::close(fd);
+    return true;
+  }
+  std::string dir;
+  std::string path;
+};
+
+// True once the thread sleeps: for a thread that only calls pool::shutdown(),
+// it is joining the connecting thread, so that thread is stopped.
+bool sleeping(pid_t tid) {
+  std::ifstream stat("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  auto paren = line.rfind(')');
+  return paren != std::string::npos && line.compare(paren, 3, ") S") == 0;
+}
+
+// What acquire() answered (a lease is returned at once).
+asio::awaitable<boost::system::error_code> try_acquire(std::shared_ptr<db::pool> p) {
+  auto l = co_await p->acquire();
+  co_return l ? boost::system::error_code{} : l.error();
+}
+
+bool eventually(std::chrono::milliseconds timeout, const std::function<bool()>& done) {
+  auto until = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= until) {
+      return false;
+    }
+    std::this_thread::yield();
+  }
+  return true;
+}
+}  // namespace
+
+TEST_CASE("a connection attempt under way at shutdown is freed along with the pool", "[db]") {
+  connect_gate gate;
+  std::weak_ptr<db::pool> weak;
+  {
+    boost::asio::io_context io;
+    metrics::registry m;
+    auto p = db::pool::create(io, {.conninfo = "service=todo_gate"}, m);
+    weak = p;
+    asio::co_spawn(asio::make_strand(io), try_acquire(p), [](std::exception_ptr, boost::system::error_code) {});
+    io.poll();  // acquire() now awaits PQconnectStartParams, as at a SIGTERM right after start
+    std::atomic<pid_t> tid{0};
+    std::atomic<bool> stopped{false};
+    std::thread stopper([&] {
+      tid = ::gettid();
+      p->shutdown();
+      stopped = true;
+    });
+    // Let the attempt finish only after shutdown() has stopped the thread:
+    // its completion is then never run.
+    CHECK(eventually(std::chrono::seconds(10), [&] { return stopped || (tid != 0 && sleeping(tid) && gate.open()); }));
+    while (!stopped) {
+      gate.open();  // the check failed: still let the thread go, so that the test ends
+    }
+    stopper.join();
+  }
+  CHECK(weak.expired());
+}
+
+TEST_CASE("acquire after shutdown answers unavailable instead of connecting", "[db]") {
+  boost::asio::io_context io;
+  metrics::registry m;
+  auto p = db::pool::create(io, {.conninfo = test::database_url()}, m);
+  p->shutdown();
+  auto f = asio::co_spawn(io, try_acquire(p), asio::use_future);
+  io.run_for(std::chrono::seconds(5));
+  REQUIRE(f.wait_for(std::chrono::seconds(0)) == std::future_status::ready);
+  CHECK(f.get() == db::errc::unavailable);
 }
