@@ -27,8 +27,12 @@ namespace {
 
 const db::statement read_stmt{
     "events_read",
-    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, pg_snapshot_xmax(pg_current_snapshot())::text,"
-    " " EVENT_COLUMNS " FROM events WHERE pos > $1 ORDER BY pos LIMIT $2"};
+    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, " EVENT_COLUMNS
+    " FROM events WHERE pos > $1 ORDER BY pos LIMIT $2"};
+// The bound of a gap just seen: a new transaction id, above every id handed
+// out before. Nothing is written, so its commit need not wait for the disk.
+const db::statement next_xid_stmt{
+    "events_next_xid", "SELECT pg_current_xact_id()::text, set_config('synchronous_commit', 'off', true)"};
 const db::statement user_events_stmt{
     "events_user_after",
     "SELECT " EVENT_COLUMNS " FROM events WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"};
@@ -69,25 +73,26 @@ std::uint64_t to_u64(std::string_view s) {
 }  // namespace
 
 gap_tracker::step gap_tracker::advance(std::int64_t from, std::span<const std::int64_t> positions,
-                                       std::uint64_t xmin, std::uint64_t xmax) {
+                                       std::uint64_t xmin) {
   std::int64_t expected = from + 1;
   std::size_t used = 0;
   for (auto p : positions) {
     while (expected < p) {
       auto it = pending_.find(expected);
       if (it == pending_.end()) {
-        // A new hole: every position in it was handed out before this
-        // snapshot's xmax, so the whole hole settles at once (one position
-        // a poll would take a rolled-back batch minutes to pass).
+        // A new hole: every position in it was handed out before it was
+        // seen, so one bound serves the whole hole and it settles at once
+        // (one position a poll would take a rolled-back batch minutes to pass).
         for (auto q = expected; q < p; ++q) {
-          pending_.emplace(q, xmax);
+          pending_.emplace(q, unbounded);
         }
-        return {used, expected - 1};
+        return {used, expected - 1, true};
       }
-      // Every transaction below the xmax seen then has ended once xmin reaches
-      // it; the writer of the missing position was one of them.
+      if (it->second == unbounded) {
+        return {used, expected - 1, true};
+      }
       if (xmin < it->second) {
-        return {used, expected - 1};  // its writer may still be running
+        return {used, expected - 1, false};  // its writer may still be running
       }
       pending_.erase(it);  // rolled back: that position will never appear
       ++expected;
@@ -98,7 +103,15 @@ gap_tracker::step gap_tracker::advance(std::int64_t from, std::span<const std::i
   }
   // Gaps behind the position are settled either way.
   pending_.erase(pending_.begin(), pending_.lower_bound(expected));
-  return {used, expected - 1};
+  return {used, expected - 1, false};
+}
+
+void gap_tracker::bound(std::uint64_t next_xid) {
+  for (auto& [pos, b] : pending_) {
+    if (b == unbounded) {
+      b = next_xid;
+    }
+  }
 }
 
 log_reader::log_reader(std::shared_ptr<db::pool> db, std::int64_t position) : db_(std::move(db)), position_(position) {}
@@ -121,14 +134,23 @@ asio::awaitable<boost::system::result<std::vector<event>>> log_reader::next(int 
   std::vector<std::int64_t> positions;
   positions.reserve(static_cast<std::size_t>(r->size()));
   for (int i = 0; i < r->size(); ++i) {
-    positions.push_back(r->integer(i, 2));
+    positions.push_back(r->integer(i, 1));
   }
-  auto step = gaps_.advance(position_, positions, to_u64(r->text(0, 0)), to_u64(r->text(0, 1)));
+  auto step = gaps_.advance(position_, positions, to_u64(r->text(0, 0)));
   out.reserve(step.usable);
   for (int i = 0; i < static_cast<int>(step.usable); ++i) {
-    out.push_back(read_event(*r, i, 2));  // after the snapshot's xmin and xmax
+    out.push_back(read_event(*r, i, 1));  // after the snapshot's xmin
   }
   position_ = step.position;
+  if (step.needs_bound) {
+    // Taken after the read, so above the id of any writer that held a gap
+    // then. If it fails the gap stays unbounded and the next read asks again.
+    db::query b{&next_xid_stmt, {}};
+    auto next = co_await db_->execute_one(std::move(b));
+    if (next) {
+      gaps_.bound(to_u64(next->text(0, 0)));
+    }
+  }
   co_return out;
 }
 

@@ -30,20 +30,31 @@ class registry;
 // Positions are handed out when a row is inserted, not when it commits, so
 // a reader can see position 12 while 11 is still uncommitted (it may commit
 // later, or roll back and never appear). A reader never passes a missing
-// position until every transaction that could still write it has ended:
-// the snapshot's xmin has passed the xmax seen when the gap was found.
+// position until every transaction that could still write it has ended.
+// Its writer already had a transaction id when it took the position (the
+// event is never a transaction's first write), so a transaction id assigned
+// after the gap was seen bounds the writer's: once a snapshot's xmin reaches
+// that bound, the writer has ended. A snapshot's own xmax is no such bound:
+// it is the newest *finished* id plus one, and a writer that got its id after
+// another transaction still running can hold an id above it.
 class gap_tracker {
  public:
   struct step {
     std::size_t usable;      // leading rows that may be consumed now
     std::int64_t position;   // the reader's position after consuming them
+    bool needs_bound;        // a gap has no bound yet: call bound() with a fresh transaction id
   };
-  // `positions` ascending, all greater than `from`.
-  step advance(std::int64_t from, std::span<const std::int64_t> positions, std::uint64_t xmin, std::uint64_t xmax);
+  // `positions` ascending, all greater than `from`; `xmin` from the snapshot
+  // they were read in.
+  step advance(std::int64_t from, std::span<const std::int64_t> positions, std::uint64_t xmin);
+  // A transaction id assigned after the last advance(): the bound of every gap
+  // found so far without one.
+  void bound(std::uint64_t next_xid);
   std::size_t open_gaps() const { return pending_.size(); }
 
  private:
-  std::map<std::int64_t, std::uint64_t> pending_;  // missing position → xmax when first seen
+  static constexpr std::uint64_t unbounded = UINT64_MAX;
+  std::map<std::int64_t, std::uint64_t> pending_;  // missing position → bound on its writer's id
 };
 
 class log_reader {
