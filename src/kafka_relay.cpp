@@ -127,7 +127,9 @@ void kafka_relay::impl::on_delivery(const kafka::delivery& d) {
     acked = in_flight.front().pos;
     in_flight.pop_front();
   }
-  if (in_flight.empty()) {
+  // With a rewind pending the reader has passed events that were never
+  // handed over (a full queue): they are not acknowledged by this.
+  if (in_flight.empty() && !rewind) {
     acked = std::max(acked, reader.position());
   }
 }
@@ -259,7 +261,7 @@ asio::awaitable<void> relay_loop(std::shared_ptr<kafka_relay::impl> st) {
           break;
         }
       }
-      if (st->in_flight.empty()) {
+      if (st->in_flight.empty() && !st->rewind) {
         st->acked = std::max(st->acked, st->reader.position());
       }
       if (final_read && st->finishing && at_end && !st->rewind) {

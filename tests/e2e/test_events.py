@@ -662,6 +662,41 @@ class KafkaCrash(EventChecks):
               f"checkpoint at the kill, {duplicates} duplicate records", end=" ", flush=True)
 
 
+class KafkaQueueFull(EventChecks):
+    """librdkafka's local queue full (here: room for 3 records): the relay
+    waits and sends again; no event it could not hand over is passed by."""
+
+    def test_every_event_arrives_though_the_queue_is_often_full(self):
+        require_environment()
+        db = PrivateDatabase("e2e_events").create()
+        self.addCleanup(db.cleanup)
+        broker = Broker()
+        self.addCleanup(broker.cleanup)
+        server = Server(database_url=db.url, extra_env={"KAFKA_BROKERS": broker.bootstrap, "RATE_LIMIT": "0",
+                                                        "KAFKA_QUEUE_BUFFERING_MAX_MESSAGES": "3"})
+        self.addCleanup(server.cleanup)
+        server.start()
+        users = [new_user("qfull") for _ in range(4)]
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            answers = list(ex.map(lambda i: server.post("/api/v1/tasks", {"title": f"t{i}"}, user=users[i % 4]),
+                                  range(60)))
+        self.assertTrue(all(a.status == 201 for a in answers), answers)
+        self.wait_ready(server, lambda s, b: b["kafka"] == "ok" and b["kafka_lag"] == 0, 30, "kafka_lag 0")
+        for topic in ("task-events", "task-updates"):
+            def complete(topic=topic):
+                recs = read_topic(broker.bootstrap, topic)
+                grouped = by_user(recs or [], users)
+                return grouped if all(len({r["value"]["id"] for r in grouped[u]}) == 15 for u in users) else None
+            try:
+                grouped = eventually(complete, 20, interval=0.2, what=f"all 60 events on {topic}")
+            except AssertionError:
+                grouped = by_user(read_topic(broker.bootstrap, topic) or [], users)
+                self.fail(f"{topic}: per user {[len({r['value']['id'] for r in grouped[u]}) for u in users]} of 15")
+            for u in users:
+                self.assertGapFreeUnique(grouped[u], 15)
+        self.assertEqual(server.stop(), 0)
+
+
 # ---------------------------------------------------------------------------
 # 5. A broker outage: writes go on, events wait, then arrive in order.
 
