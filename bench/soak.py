@@ -585,7 +585,10 @@ class Checker:
                     first[ce["id"]] = ce
                     order.append(ce["sequence"])
                 if order != [e["sequence"] for e in want]:
-                    bad.append(f"{topic}: {user} has {len(order)} distinct events, want {len(want)} in order")
+                    missing = sorted({e["sequence"] for e in want} - set(order))
+                    bad.append(f"{topic}: {user} has {len(order)} distinct events, want {len(want)} in order;"
+                               f" missing {len(missing)}: {missing[:12]} committed at"
+                               f" {sorted({e['time'][11:19] for e in want if e['sequence'] in missing})[:6]}")
                 elif any(first[e["id"]]["sequence"] != e["sequence"] for e in want):
                     bad.append(f"{topic}: {user}'s ids do not match the log")
         return bad
@@ -778,6 +781,7 @@ class Soak:
         ws_thread = threading.Thread(target=lambda: asyncio.run(all_clients()), daemon=True)
         ws_thread.start()
         chaos = Chaos(self, self.schedule())
+        log(f"soak: server on port {self.port}, broker {self.broker.bootstrap}")
         log(f"soak: {a.duration} s, {a.users} users at {a.rate} ops/s, {len(self.ws)} WebSocket clients, "
             f"faults: {chaos.schedule}")
         self.t0 = time.monotonic()
