@@ -30,9 +30,9 @@ const db::statement read_stmt{
     "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, " EVENT_COLUMNS
     " FROM events WHERE pos > $1 ORDER BY pos LIMIT $2"};
 // The bound of a gap just seen: a new transaction id, above every id handed
-// out before. Nothing is written, so its commit need not wait for the disk.
-const db::statement next_xid_stmt{
-    "events_next_xid", "SELECT pg_current_xact_id()::text, set_config('synchronous_commit', 'off', true)"};
+// out before. Nothing is written, so PostgreSQL commits it without waiting
+// for the disk.
+const db::statement next_xid_stmt{"events_next_xid", "SELECT pg_current_xact_id()::text"};
 const db::statement user_events_stmt{
     "events_user_after",
     "SELECT " EVENT_COLUMNS " FROM events WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"};
@@ -141,7 +141,6 @@ asio::awaitable<boost::system::result<std::vector<event>>> log_reader::next(int 
   for (int i = 0; i < static_cast<int>(step.usable); ++i) {
     out.push_back(read_event(*r, i, 1));  // after the snapshot's xmin
   }
-  position_ = step.position;
   if (step.needs_bound) {
     // Taken after the read, so above the id of any writer that held a gap
     // then. If it fails the gap stays unbounded and the next read asks again.
@@ -151,6 +150,10 @@ asio::awaitable<boost::system::result<std::vector<event>>> log_reader::next(int 
       gaps_.bound(to_u64(next->text(0, 0)));
     }
   }
+  // Moved only once the rows are the caller's: while this waited, position()
+  // must not yet count rows the caller has not received (the Kafka relay
+  // takes it as acknowledged once nothing is in flight).
+  position_ = step.position;
   co_return out;
 }
 

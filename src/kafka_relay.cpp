@@ -273,9 +273,11 @@ asio::awaitable<void> relay_loop(std::shared_ptr<kafka_relay::impl> st) {
       st->brokers_up = st->producer && st->producer->brokers_up();
       auto now = std::chrono::steady_clock::now();
       if (st->acked > st->saved && now - last_save >= std::chrono::milliseconds(100)) {
-        auto saved = co_await save_checkpoint(*st->db, std::string(checkpoint_name), st->acked);
+        // acked may grow while the save runs: remember what was written.
+        auto to_save = st->acked;
+        auto saved = co_await save_checkpoint(*st->db, std::string(checkpoint_name), to_save);
         if (saved) {
-          st->saved = st->acked;
+          st->saved = to_save;
         }
         last_save = now;
       }
