@@ -66,12 +66,10 @@ class Service:
         self.port = int(env["PORT"])
         self.log_path = log_path
         self.proc = None
-        self.starts = 0
 
     def start(self):
         with open(self.log_path, "a") as out:
             self.proc = subprocess.Popen([BINARY], env=self.env, stdout=out, stderr=subprocess.STDOUT)
-        self.starts += 1
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -188,6 +186,7 @@ class KafkaFollower(threading.Thread):
         super().__init__(daemon=True)
         self.bootstrap, self.topic, self.partition = bootstrap, topic, partition
         self.lines = []
+        self.ids = set()  # event ids read, kept as they arrive: polled each second at the end
         self.next = 0
         self.restarts = 0
         self.halt = threading.Event()
@@ -202,14 +201,13 @@ class KafkaFollower(threading.Thread):
             for line in self.proc.stdout:
                 if line.strip():
                     self.lines.append(line)
-                    self.next = json.loads(line)["offset"] + 1
+                    rec = json.loads(line)
+                    self.ids.add(json.loads(rec["payload"])["id"])
+                    self.next = rec["offset"] + 1
             self.proc.wait()
             self.proc.stdout.close()
             if not self.halt.wait(0.5):
                 self.restarts += 1
-
-    def ids(self):
-        return {json.loads(json.loads(line)["payload"])["id"] for line in list(self.lines)}
 
     def stop(self):
         self.halt.set()
@@ -844,7 +842,7 @@ class Soak:
         while True:
             have = collections.Counter()
             for f in self.followers:
-                have[f.topic] += len(f.ids())
+                have[f.topic] += len(f.ids)
             if all(have[t] >= n for t, n in want.items()) or time.monotonic() > deadline:
                 break
             time.sleep(1)
